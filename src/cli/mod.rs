@@ -1,0 +1,85 @@
+//! The command line: one file per subcommand. Each returns an exit code; messages go to stderr.
+
+pub mod config_cmd;
+pub mod doctor;
+pub mod serve;
+pub mod token;
+pub mod user;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(name = "reelbox", version, about = "Your school's own media library")]
+pub struct Cli {
+    /// Configuration file (default: /etc/reelbox/reelbox.toml when it exists).
+    #[arg(long, global = true, env = "REELBOX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (database, media). Overrides the configuration.
+    #[arg(long, global = true)]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server.
+    Serve {
+        /// Address to listen on, HOST:PORT.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// Show the effective configuration.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCommand,
+    },
+    /// Check the server's set-up and say how to fix problems.
+    Doctor,
+}
+
+pub fn load_config(cli: &Cli, listen: Option<String>) -> Result<Config, ExitCode> {
+    let overrides = Overrides { data_dir: cli.data.clone(), listen };
+    Config::load(cli.config.as_deref(), &overrides).map(|l| l.config).map_err(|e| {
+        eprintln!("reelbox: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Open the database for a command-line tool, with a message that says what to do on failure.
+pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
+    if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
+        eprintln!("reelbox: cannot create data directory {}: {e}", cfg.data_dir.display());
+        return Err(ExitCode::from(1));
+    }
+    crate::db::Db::open(&cfg.data_dir, 2).map_err(|e| {
+        eprintln!("reelbox: {e}");
+        ExitCode::from(1)
+    })
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Serve { listen } => load_config(&cli, listen.clone()).and_then(serve::run),
+        Command::User { command } => load_config(&cli, None).and_then(|c| user::run(&c, command)),
+        Command::Token { command } => load_config(&cli, None).and_then(|c| token::run(&c, command)),
+        Command::Config { command } => load_config(&cli, None).and_then(|c| config_cmd::run(&c, command)),
+        Command::Doctor => load_config(&cli, None).and_then(|c| doctor::run(&c)),
+    };
+    result.unwrap_or_else(|code| code)
+}

@@ -1,0 +1,103 @@
+//! `reelbox serve`: open the data directory, print where to go, serve until SIGTERM/SIGINT,
+//! finish in-flight requests and close the database cleanly.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::HttpServer;
+
+use crate::App;
+use crate::accounts::sessions::{self, SessionPolicy};
+use crate::accounts::users;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::web;
+
+pub fn run(cfg: Config) -> Result<ExitCode, ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("reelbox: cannot start the async runtime: {e}");
+        ExitCode::from(1)
+    })?;
+    runtime.block_on(serve(cfg))
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("reelbox: {message}");
+    tracing::error!("{message}");
+    ExitCode::from(1)
+}
+
+async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| fail(format!("cannot create data directory {}: {e}", cfg.data_dir.display())))?;
+    let probe = cfg.data_dir.join(".write-test");
+    std::fs::write(&probe, b"").and_then(|_| std::fs::remove_file(&probe)).map_err(|e| {
+        fail(format!(
+            "the data directory {} is not writable ({e}); give the reelbox user write access or choose another with --data",
+            cfg.data_dir.display()
+        ))
+    })?;
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+    let db = crate::db::Db::open(&cfg.data_dir, workers as u32 * 2).map_err(|e| fail(e.to_string()))?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| tracing::warn!(error = %e, "metrics disabled"))
+        .ok();
+    let app = App::new(cfg.clone(), db.clone(), Clock::System, metrics).map_err(|e| fail(format!("bad password settings: {e}")))?;
+
+    let base = cfg.base_url();
+    let has_admin = app.db.read(|c| users::admin_exists(c)).await.map_err(|e| fail(format!("{e}")))?;
+    let listener = std::net::TcpListener::bind(&cfg.listen)
+        .map_err(|e| fail(format!("cannot listen on {}: {e}; is another server using it? Choose another with --listen", cfg.listen)))?;
+    let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
+    let base = if cfg.public_url.is_none() { base.replace(&cfg.listen, &bound.to_string()).replace(&format!(":{}", cfg.listen.rsplit(':').next().unwrap_or("")), &format!(":{}", bound.port())) } else { base };
+
+    let state = app.clone();
+    let server = HttpServer::new(move || {
+        actix_web::App::new()
+            .configure(web::configure(state.clone()))
+            .default_service(actix_web::web::to(|| async { Err::<actix_web::HttpResponse, _>(web::error::WebError::not_found()) }))
+            .wrap(from_fn(web::auth::csrf_guard))
+            .wrap(from_fn(web::auth::authenticate))
+            .wrap(from_fn(web::error::render_errors))
+            .wrap(from_fn(web::middleware::security_headers))
+            .wrap(from_fn(web::middleware::observe))
+    })
+    .workers(workers)
+    .max_connection_rate(256)
+    .shutdown_timeout(30)
+    .listen(listener)
+    .map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?
+    .run();
+
+    println!("reelbox {} serving {base}", crate::VERSION);
+    if !has_admin {
+        let minutes = i64::from(app.config.login.setup_link_minutes);
+        let token = app.setup.issue(app.clock.now() + minutes * 60);
+        println!("No administrator yet. Create one within {minutes} minutes at:\n  {base}/setup?token={token}");
+    }
+    tracing::info!(%bound, "listening");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    let housekeeping = tokio::spawn(housekeeping(app.clone()));
+    let result = server.await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    housekeeping.abort();
+    app.db.close();
+    tracing::info!("stopped");
+    result.map(|_| ExitCode::SUCCESS).map_err(|e| fail(format!("server error: {e}")))
+}
+
+/// Remove expired sessions now and then.
+async fn housekeeping(app: App) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let policy = SessionPolicy::from_config(&app.config.sessions);
+        let now = app.clock.now();
+        if let Err(e) = app.db.write(move |c| sessions::purge_expired(c, policy, now)).await {
+            tracing::warn!(error = %e, "session clean-up failed");
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! One `Config` for the whole server: built-in defaults < TOML file < `REELBOX_*` environment < flags.
+//!
+//! Every layer is checked against the same struct with unknown keys denied, so a typo in the
+//! file or in an environment variable stops the server with the file (or variable), the key and
+//! what is allowed, instead of being silently ignored.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Where the configuration file lives when `--config` is not given (used only if it exists).
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/reelbox/reelbox.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} cannot be read: {source}")]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid configuration: {key}: {message}")]
+    BadValue { key: &'static str, message: String },
+    #[error("secret file {path} for `{key}` cannot be read: {source}")]
+    SecretFile { key: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+impl ConfigError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Unreadable { .. } => "config-unreadable",
+            ConfigError::Invalid(_) | ConfigError::BadValue { .. } => "config-invalid",
+            ConfigError::SecretFile { .. } => "config-secret-file",
+        }
+    }
+}
+
+/// A secret value: never printed by `Debug` or `config show`.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(Option<String>);
+
+impl Secret {
+    pub fn new(value: Option<String>) -> Self {
+        Secret(value)
+    }
+    pub fn expose(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "\"<redacted>\"" } else { "None" })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding the database, blobs and uploads.
+    pub data_dir: PathBuf,
+    /// Address the web server binds, `HOST:PORT`.
+    pub listen: String,
+    /// The address people use to reach this server, e.g. `https://media.school.example`.
+    /// Used in printed links and to check the `Origin` of form posts. Derived from `listen` when unset.
+    pub public_url: Option<String>,
+    /// Shown on pages, e.g. "Hillside Academy".
+    pub school_name: String,
+    /// Whom people should ask for access, shown to accounts that have no grants yet.
+    pub access_contact: String,
+    pub sessions: SessionConfig,
+    pub passwords: PasswordConfig,
+    pub login: LoginConfig,
+    pub limits: LimitConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A session ends after this many minutes without a request.
+    pub idle_timeout_minutes: u32,
+    /// A session ends this many hours after sign-in, whatever happens.
+    pub absolute_lifetime_hours: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Argon2id memory cost in KiB (OWASP minimum 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (OWASP minimum 2 at 19 MiB).
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Minimum password length in characters.
+    pub min_length: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failures for one account before sign-in slows down (exponential backoff).
+    pub free_failures: u32,
+    /// Hard cap of failed sign-ins per account per hour.
+    pub max_failures_per_hour: u32,
+    /// Failures from one client address before it slows down.
+    pub free_failures_per_address: u32,
+    /// Longest wait imposed by backoff, in seconds.
+    pub max_backoff_seconds: u32,
+    /// How long a first-run setup link stays valid, in minutes.
+    pub setup_link_minutes: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitConfig {
+    /// Largest JSON or form body accepted, in bytes.
+    pub max_form_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` to requests from the loopback interface without a token.
+    pub allow_loopback: bool,
+    /// A bearer token a Prometheus scraper may use (admins' API tokens work too).
+    pub token: Secret,
+    /// File holding `token` (takes the place of `token`).
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `reelbox=debug,info`. `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            school_name: "reelbox".into(),
+            access_contact: "your school's IT administrator".into(),
+            sessions: SessionConfig::default(),
+            passwords: PasswordConfig::default(),
+            login: LoginConfig::default(),
+            limits: LimitConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { idle_timeout_minutes: 60, absolute_lifetime_hours: 12 }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig {
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            min_length: 12,
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            free_failures: 5,
+            max_failures_per_hour: 100,
+            free_failures_per_address: 20,
+            max_backoff_seconds: 900,
+            setup_link_minutes: 60,
+        }
+    }
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        LimitConfig { max_form_bytes: 256 * 1024 }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { allow_loopback: true, token: Secret::default(), token_file: None }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// Which file the configuration came from, for messages.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Load from `file` (or the default path when it exists), the environment and `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+        Self::load_with_env(file, overrides, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let file = match file {
+            Some(path) => {
+                // Read it ourselves first so a missing or unreadable file is reported as such,
+                // not as "empty configuration".
+                std::fs::metadata(path)
+                    .map_err(|source| ConfigError::Unreadable { path: path.into(), source })?;
+                Some(path.to_path_buf())
+            }
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_PATH);
+                default.exists().then(|| default.to_path_buf())
+            }
+        };
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("REELBOX_") && !NOT_CONFIG_ENV.contains(&k.as_str()))
+            .collect();
+
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &file {
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable { path: path.clone(), source })?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(env_provider(&env));
+        figment = figment.merge(Serialized::defaults(overrides));
+        let mut config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.resolve_secret_files()?;
+        config.validate()?;
+        Ok(Loaded { config, file })
+    }
+
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.metrics.token_file {
+            if self.metrics.token.is_set() {
+                return Err(ConfigError::BadValue {
+                    key: "metrics.token_file",
+                    message: "set either `metrics.token` or `metrics.token_file`, not both".into(),
+                });
+            }
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                key: "metrics.token_file",
+                path: path.clone(),
+                source,
+            })?;
+            self.metrics.token = Secret::new(Some(text.trim_end_matches(['\n', '\r']).to_string()));
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::BadValue { key, message: message.into() }
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "listen",
+                format!("`{}` is not HOST:PORT; use for example `127.0.0.1:8080` or `[::]:443`", self.listen),
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+                return Err(bad(
+                    "public_url",
+                    format!("`{url}` must start with http:// or https:// and have no trailing slash"),
+                ));
+            }
+        }
+        if self.sessions.idle_timeout_minutes == 0 {
+            return Err(bad("sessions.idle_timeout_minutes", "must be at least 1"));
+        }
+        if self.sessions.absolute_lifetime_hours == 0 {
+            return Err(bad("sessions.absolute_lifetime_hours", "must be at least 1"));
+        }
+        if self.passwords.argon2_memory_kib < 19_456 {
+            return Err(bad("passwords.argon2_memory_kib", "must be at least 19456 (OWASP minimum, 19 MiB)"));
+        }
+        if self.passwords.argon2_iterations < 2 {
+            return Err(bad("passwords.argon2_iterations", "must be at least 2"));
+        }
+        if !(1..=16).contains(&self.passwords.argon2_parallelism) {
+            return Err(bad("passwords.argon2_parallelism", "must be between 1 and 16"));
+        }
+        if self.passwords.min_length < 12 {
+            return Err(bad("passwords.min_length", "must be at least 12"));
+        }
+        if self.login.max_failures_per_hour == 0 || self.login.max_failures_per_hour > 100 {
+            return Err(bad("login.max_failures_per_hour", "must be between 1 and 100"));
+        }
+        if self.limits.max_form_bytes < 1024 {
+            return Err(bad("limits.max_form_bytes", "must be at least 1024"));
+        }
+        if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
+            return Err(bad("log.level", format!("`{}` is not a log filter ({e}); use e.g. `info`", self.log.level)));
+        }
+        Ok(())
+    }
+
+    /// The base URL printed in links: `public_url`, or derived from `listen`.
+    pub fn base_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        match self.listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.ip().is_unspecified() => format!("http://localhost:{}", addr.port()),
+            Ok(addr) => format!("http://{addr}"),
+            Err(_) => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The effective configuration as TOML with secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.metrics.token.is_set() {
+            shown.metrics.token = Secret::new(Some("<redacted>".into()));
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// Environment variables that steer the program but are not configuration keys.
+const NOT_CONFIG_ENV: &[&str] = &["REELBOX_CONFIG", "REELBOX_CHROMEDRIVER", "REELBOX_CHROMIUM"];
+
+fn env_provider(vars: &[(String, String)]) -> Env {
+    let vars = vars.to_vec();
+    // `__` separates nesting levels: REELBOX_SESSIONS__IDLE_TIMEOUT_MINUTES=30.
+    Env::prefixed("REELBOX_")
+        .split("__")
+        .filter(move |key| vars.iter().any(|(k, _)| k.eq_ignore_ascii_case(&format!("REELBOX_{key}"))))
+}
+
+/// A figment error in words a school's IT lead can act on: which key, where it came from, what is allowed.
+fn describe(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() { None } else { Some(e.path.join(".")) };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(figment::Source::File(p)) => format!("file {}", p.display()),
+                    Some(figment::Source::Custom(s)) if m.name.contains("TOML") => format!("file {s}"),
+                    _ => m.name.to_string(),
+                });
+            let what = match &e.kind {
+                figment::error::Kind::UnknownField(field, allowed) => format!(
+                    "unknown key `{}`; allowed keys here are: {}",
+                    field,
+                    allowed.join(", ")
+                ),
+                other => other.to_string(),
+            };
+            match (key, source) {
+                (Some(k), Some(s)) => format!("{s}: key `{k}`: {what}"),
+                (Some(k), None) => format!("key `{k}`: {what}"),
+                (None, Some(s)) => format!("{s}: {what}"),
+                (None, None) => what,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn defaults_work_on_a_laptop() {
+        let loaded = Config::load_with_env(None, &Overrides::default(), Vec::new()).expect("defaults load");
+        assert_eq!(loaded.config.listen, "127.0.0.1:8080");
+        assert_eq!(loaded.config.data_dir, PathBuf::from("./data"));
+        assert_eq!(loaded.config.sessions.idle_timeout_minutes, 60);
+    }
+
+    #[test]
+    fn precedence_is_file_then_env_then_flags() {
+        let f = write("listen = \"127.0.0.1:9000\"\nschool_name = \"Hillside\"\n[sessions]\nidle_timeout_minutes = 30\n");
+        let env = vec![("REELBOX_SESSIONS__IDLE_TIMEOUT_MINUTES".to_string(), "45".to_string())];
+        let flags = Overrides { listen: Some("127.0.0.1:9100".into()), ..Default::default() };
+        let c = Config::load_with_env(Some(f.path()), &flags, env).expect("loads").config;
+        assert_eq!(c.school_name, "Hillside");
+        assert_eq!(c.sessions.idle_timeout_minutes, 45);
+        assert_eq!(c.listen, "127.0.0.1:9100");
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_allowed() {
+        let f = write("[sessions]\nidle_timout_minutes = 30\n");
+        let err = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new())
+            .expect_err("unknown key is refused")
+            .to_string();
+        assert!(err.contains("idle_timout_minutes"), "{err}");
+        assert!(err.contains("idle_timeout_minutes"), "lists allowed keys: {err}");
+        assert!(err.contains(&f.path().display().to_string()), "names the file: {err}");
+    }
+
+    #[test]
+    fn unknown_env_key_is_refused() {
+        let env = vec![("REELBOX_LISTNE".to_string(), "x".to_string())];
+        let err = Config::load_with_env(None, &Overrides::default(), env).expect_err("refused").to_string();
+        assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let f = write("[sessions]\nidle_timeout_minutes = \"soon\"\n");
+        let err = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new())
+            .expect_err("bad type")
+            .to_string();
+        assert!(err.contains("sessions.idle_timeout_minutes"), "{err}");
+        let f = write("listen = \"nowhere\"\n");
+        let err = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new())
+            .expect_err("bad listen")
+            .to_string();
+        assert!(err.contains("listen") && err.contains("HOST:PORT"), "{err}");
+        let f = write("[passwords]\nargon2_memory_kib = 1024\n");
+        let err = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new())
+            .expect_err("weak argon2")
+            .to_string();
+        assert!(err.contains("19456"), "{err}");
+    }
+
+    #[test]
+    fn malformed_toml_is_reported_with_file() {
+        let f = write("listen = \n[[[");
+        let err = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new())
+            .expect_err("malformed")
+            .to_string();
+        assert!(err.contains(&f.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn secrets_from_files_and_redacted() {
+        let secret = write("s3cr3t-scrape-token\n");
+        let f = write(&format!("[metrics]\ntoken_file = \"{}\"\n", secret.path().display()));
+        let c = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new()).expect("loads").config;
+        assert_eq!(c.metrics.token.expose(), Some("s3cr3t-scrape-token"));
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Config::load_with_env(Some(Path::new("/nonexistent/reelbox.toml")), &Overrides::default(), Vec::new())
+            .expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/reelbox.toml"));
+    }
+}

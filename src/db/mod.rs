@@ -1,0 +1,306 @@
+//! Every SQLite connection reelbox uses is opened here, so the pragmas — and above all the
+//! checkpoint policy, which WAL shipping will take over — are set in exactly one place.
+//!
+//! One writer connection behind a mutex (SQLite allows one writer at a time anyway, and queueing
+//! here is cheaper than `SQLITE_BUSY` retries) and a pool of readers. All work runs on the
+//! blocking thread pool, never on the async workers.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+
+pub mod ids;
+
+/// The schema, one file per version. Append only: a released migration is never edited.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// Pages the WAL may grow to before SQLite checkpoints by itself. Replication will set this to 0
+/// and own checkpoints; no other code sets it.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DB_FILE: &str = "reelbox.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "database {path} is at schema version {found}, newer than this reelbox understands (up to {known}); \
+         run the newer reelbox version or restore a backup — it was not modified"
+    )]
+    TooNew { path: PathBuf, found: usize, known: usize },
+    #[error("migrating database {path} to schema version {version} failed (nothing was changed by that step): {detail}")]
+    Migration { path: PathBuf, version: usize, detail: String },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+    #[error("database lock poisoned by an earlier panic")]
+    Poisoned,
+}
+
+impl DbError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            DbError::Open { .. } => "db-open",
+            DbError::TooNew { .. } => "db-too-new",
+            DbError::Migration { .. } => "db-migration",
+            DbError::Sqlite(e) if is_disk_full(e) => "disk-full",
+            DbError::Sqlite(e) if is_read_only(e) => "read-only",
+            DbError::Sqlite(_) => "db",
+            DbError::Pool(_) | DbError::Task(_) | DbError::Poisoned => "db-unavailable",
+        }
+    }
+
+    /// True when the cause is the disk (full, read-only) rather than a bug: the web layer says so.
+    pub fn is_storage_problem(&self) -> bool {
+        matches!(self, DbError::Sqlite(e) if is_disk_full(e) || is_read_only(e))
+    }
+}
+
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+fn is_read_only(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure)
+    )
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
+    ))
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+/// The newest schema version this binary knows.
+pub fn latest_version() -> usize {
+    MIGRATIONS.len()
+}
+
+/// Apply pending migrations one version at a time, each in its own transaction; refuse a newer database.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let found: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?.max(0) as usize;
+    let known = latest_version();
+    if found > known {
+        return Err(DbError::TooNew { path: path.into(), found, known });
+    }
+    let ms = migrations();
+    for version in found + 1..=known {
+        ms.to_version(conn, version).map_err(|e| DbError::Migration {
+            path: path.into(),
+            version,
+            detail: e.to_string(),
+        })?;
+        tracing::info!(version, "database migrated");
+    }
+    Ok(())
+}
+
+/// Migrate only up to `version` (tests of upgrades from earlier schemas).
+pub fn migrate_to(conn: &mut Connection, version: usize) -> Result<(), DbError> {
+    migrations().to_version(conn, version).map_err(|e| DbError::Migration {
+        path: PathBuf::new(),
+        version,
+        detail: e.to_string(),
+    })
+}
+
+#[derive(Clone)]
+pub struct Db {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Open (creating if needed) `<data_dir>/reelbox.db`, set WAL mode and migrate.
+    pub fn open(data_dir: &Path, readers: u32) -> Result<Db, DbError> {
+        let path = data_dir.join(DB_FILE);
+        let open_err = |source| DbError::Open { path: path.clone(), source };
+        let mut writer = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        // Refuse a newer schema before anything (even the journal mode) touches the file.
+        let found: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(open_err)?;
+        if found.max(0) as usize > latest_version() {
+            return Err(DbError::TooNew { path, found: found as usize, known: latest_version() });
+        }
+        let mode: String =
+            writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(DbError::Open {
+                path: path.clone(),
+                source: rusqlite::Error::InvalidParameterName(format!(
+                    "journal_mode could not be set to WAL (got {mode}); is the data directory on a network filesystem?"
+                )),
+            });
+        }
+        configure(&writer).map_err(open_err)?;
+        migrate(&mut writer, &path)?;
+
+        let manager = SqliteConnectionManager::file(&path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(|c| configure(c));
+        let readers = r2d2::Pool::builder()
+            .max_size(readers.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Db { path, writer: Arc::new(Mutex::new(writer)), readers })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` on a reader connection on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get().map_err(DbError::from)?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
+    /// Run `f` on the writer connection on the blocking pool.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.write_blocking(f))
+            .await
+            .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
+    /// Run `f` on the writer from a blocking context (command-line tools).
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<DbError>,
+        F: FnOnce(&mut Connection) -> Result<T, E>,
+    {
+        let mut conn = self.writer.lock().map_err(|_| DbError::Poisoned)?;
+        f(&mut conn)
+    }
+
+    /// Run `f` on a reader from a blocking context.
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<DbError>,
+        F: FnOnce(&Connection) -> Result<T, E>,
+    {
+        let conn = self.readers.get().map_err(DbError::from)?;
+        f(&conn)
+    }
+
+    /// Pool state for `/metrics`: (connections, idle).
+    pub fn reader_state(&self) -> (u32, u32) {
+        let s = self.readers.state();
+        (s.connections, s.idle_connections)
+    }
+
+    /// Flush and close: run `PRAGMA optimize` on the writer. Connections close when the last
+    /// clone is dropped; the final close checkpoints the WAL.
+    pub fn close(&self) {
+        if let Ok(conn) = self.writer.lock() {
+            if let Err(e) = conn.execute_batch("PRAGMA optimize;") {
+                tracing::warn!(error = %e, "PRAGMA optimize at shutdown failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_database_migrates_to_latest_and_is_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), 2).expect("open");
+        let (version, mode): (i64, String) = db
+            .read_blocking(|c| {
+                Ok::<_, DbError>((
+                    c.pragma_query_value(None, "user_version", |r| r.get(0))?,
+                    c.pragma_query_value(None, "journal_mode", |r| r.get(0))?,
+                ))
+            })
+            .expect("query");
+        assert_eq!(version as usize, latest_version());
+        assert_eq!(mode, "wal");
+        let fk: i64 = db
+            .write_blocking(|c| c.pragma_query_value(None, "foreign_keys", |r| r.get(0)).map_err(DbError::from))
+            .expect("fk");
+        assert_eq!(fk, 1);
+    }
+
+    #[test]
+    fn each_earlier_version_upgrades() {
+        for start in 0..latest_version() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join(DB_FILE);
+            {
+                let mut c = Connection::open(&path).expect("open");
+                migrate_to(&mut c, start).expect("to earlier version");
+            }
+            let db = Db::open(dir.path(), 1).expect("upgrade from earlier version");
+            let v: i64 = db
+                .read_blocking(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(DbError::from))
+                .expect("version");
+            assert_eq!(v as usize, latest_version(), "from {start}");
+        }
+    }
+
+    #[test]
+    fn newer_database_is_refused_and_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 999;").expect("future schema");
+        }
+        let before = std::fs::read(&path).expect("read");
+        let err = Db::open(dir.path(), 1).expect_err("refused");
+        assert!(matches!(err, DbError::TooNew { found: 999, .. }), "{err}");
+        assert!(err.to_string().contains("newer"));
+        let c = Connection::open(&path).expect("reopen");
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        assert_eq!(v, 999);
+        drop(c);
+        assert_eq!(std::fs::read(&path).expect("read").len(), before.len());
+    }
+}

@@ -1,0 +1,71 @@
+//! reelbox: a self-hosted media platform for schools. The binary in `main.rs` is a thin shell
+//! over this library, which the integration tests use too.
+
+pub mod accounts;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod insights;
+pub mod library;
+pub mod ops;
+pub mod web;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use accounts::Hasher;
+use accounts::login::SetupLink;
+use clock::Clock;
+use config::Config;
+use db::Db;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything a request handler or a background task needs, cheap to clone.
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub db: Db,
+    pub clock: Clock,
+    pub hasher: Hasher,
+    pub setup: SetupLink,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub started: Instant,
+}
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        db: Db,
+        clock: Clock,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Result<App, argon2::Error> {
+        let hasher = Hasher::new(&config.passwords)?;
+        Ok(App(Arc::new(AppInner {
+            config,
+            db,
+            clock,
+            hasher,
+            setup: SetupLink::default(),
+            metrics,
+            started: Instant::now(),
+        })))
+    }
+
+    /// Whether links and cookies are for HTTPS (`__Host-` cookie prefix, `Secure`, HSTS).
+    pub fn is_https(&self) -> bool {
+        self.config.base_url().starts_with("https://")
+    }
+}

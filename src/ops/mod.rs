@@ -1,0 +1,4 @@
+//! Running the service: health checks and the `doctor` diagnosis. Maintenance windows,
+//! upgrades and notifications arrive later.
+
+pub mod doctor;

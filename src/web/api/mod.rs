@@ -1,0 +1,17 @@
+//! The JSON API under `/api/v1`: everything the admin console does, for scripts (API tokens)
+//! and for the browser (session cookie plus `X-CSRF-Token`). Described at `/api/v1/openapi.json`.
+
+pub mod categories;
+pub mod directory;
+pub mod openapi;
+pub mod ops;
+
+use super::Endpoint;
+
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut all = directory::endpoints();
+    all.extend(categories::endpoints());
+    all.extend(ops::endpoints());
+    all.push(super::get("/api/v1/openapi.json", super::Access::Public, "This API's OpenAPI description", openapi::document));
+    all
+}

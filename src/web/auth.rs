@@ -1,0 +1,335 @@
+//! Who is asking: the session cookie or a bearer token is resolved once per request (middleware)
+//! and handlers state what they need with an extractor: [`Viewer`] (anyone), [`CurrentUser`]
+//! (signed in), [`AdminUser`] (site administrator). Forms are CSRF-checked by [`CsrfForm`].
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use serde::de::DeserializeOwned;
+
+use super::error::WebError;
+use crate::App;
+use crate::accounts::login::Actor;
+use crate::accounts::sessions::{self, ActiveSession, SessionPolicy};
+use crate::accounts::tokens;
+use crate::accounts::users::User;
+use crate::db::ids::{SessionId, TokenId};
+
+/// Name of the pre-session cookie that protects the sign-in and setup forms (double submit).
+pub const FORM_COOKIE: &str = "reelbox_form";
+
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https { "__Host-reelbox_session" } else { "reelbox_session" }
+}
+
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Anonymous,
+    Session(Box<ActiveSession>),
+    Token { id: TokenId, user: Box<User> },
+    /// A bearer token was sent but is unknown, revoked or its owner disabled.
+    BadToken,
+}
+
+/// The client address for logs, throttling and the audit trail.
+pub fn client_addr(req: &HttpRequest) -> String {
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
+fn bearer(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// Resolve the principal and put it in the request's extensions. Renews the session's idle
+/// timer (at most once a minute).
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let skip = req.path().starts_with("/static/") || req.path() == "/healthz";
+    if !skip {
+        let principal = resolve(&req).await?;
+        req.extensions_mut().insert(principal);
+    }
+    next.call(req).await
+}
+
+async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
+    let Some(app) = req.app_data::<web::Data<App>>().cloned() else { return Ok(Principal::Anonymous) };
+    let now = app.clock.now();
+    if let Some(token) = bearer(req) {
+        let found = app.db.read(move |c| tokens::lookup(c, &token)).await.map_err(WebError::from)?;
+        let Some((id, last_used, user)) = found else { return Ok(Principal::BadToken) };
+        if tokens::needs_touch(last_used, now) {
+            app.db.write(move |c| tokens::touch(c, id, now)).await.map_err(WebError::from)?;
+        }
+        return Ok(Principal::Token { id, user: Box::new(user) });
+    }
+    let Some(cookie) = req.cookie(session_cookie_name(app.is_https())) else { return Ok(Principal::Anonymous) };
+    let token = cookie.value().to_string();
+    let policy = SessionPolicy::from_config(&app.config.sessions);
+    let found = app.db.read(move |c| sessions::lookup(c, &token, policy, now)).await.map_err(WebError::from)?;
+    let Some(mut session) = found else { return Ok(Principal::Anonymous) };
+    if sessions::needs_touch(&session, now) {
+        let id = session.id;
+        app.db.write(move |c| sessions::touch(c, id, now)).await.map_err(WebError::from)?;
+        session.last_seen_at = now;
+    }
+    Ok(Principal::Session(Box::new(session)))
+}
+
+fn principal(req: &HttpRequest) -> Principal {
+    req.extensions().get::<Principal>().cloned().unwrap_or(Principal::Anonymous)
+}
+
+fn is_api(req: &HttpRequest) -> bool {
+    req.path().starts_with("/api/")
+}
+
+/// Pages a person who must change their password may still use.
+fn allowed_before_password_change(path: &str) -> bool {
+    matches!(path, "/account/password" | "/logout" | "/api/v1/me")
+}
+
+/// A signed-in person.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub session: Option<(SessionId, String)>,
+    pub token: Option<TokenId>,
+    pub addr: String,
+}
+
+impl CurrentUser {
+    pub fn actor(&self) -> Actor {
+        Actor { id: Some(self.user.id), name: self.user.username.clone(), addr: self.addr.clone() }
+    }
+    pub fn csrf(&self) -> Option<&str> {
+        self.session.as_ref().map(|(_, c)| c.as_str())
+    }
+    pub fn session_id(&self) -> Option<SessionId> {
+        self.session.as_ref().map(|(id, _)| *id)
+    }
+}
+
+/// Where to send an anonymous visitor of a page: the sign-in page, coming back afterwards.
+fn sign_in_redirect(req: &HttpRequest) -> WebError {
+    let next = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut e = WebError::unauthorized();
+    e.status = StatusCode::SEE_OTHER;
+    e.code = "sign-in-required";
+    e.detail = format!("/login?next={}", urlencoding::encode(next));
+    e
+}
+
+fn current_user(req: &HttpRequest) -> Result<CurrentUser, WebError> {
+    let addr = client_addr(req);
+    let cu = match principal(req) {
+        Principal::Session(s) => {
+            CurrentUser { user: s.user.clone(), session: Some((s.id, s.csrf.clone())), token: None, addr }
+        }
+        Principal::Token { id, user } => CurrentUser { user: *user, session: None, token: Some(id), addr },
+        Principal::BadToken => {
+            return Err(WebError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                "The API token is not valid: it may have been revoked, or its account disabled. Create a new one.",
+            ));
+        }
+        Principal::Anonymous if is_api(req) => return Err(WebError::unauthorized()),
+        Principal::Anonymous => return Err(sign_in_redirect(req)),
+    };
+    if cu.user.must_change_password && !allowed_before_password_change(req.path()) {
+        if is_api(req) {
+            return Err(WebError::new(
+                StatusCode::FORBIDDEN,
+                "password-change-required",
+                "This account has a temporary password. Sign in on the website and choose a new one first.",
+            ));
+        }
+        let mut e = WebError::new(StatusCode::SEE_OTHER, "password-change-required", "Choose a new password first.");
+        e.detail = "/account/password".into();
+        return Err(e);
+    }
+    Ok(cu)
+}
+
+impl FromRequest for CurrentUser {
+    type Error = WebError;
+    type Future = Ready<Result<Self, WebError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(current_user(req))
+    }
+}
+
+/// A site administrator.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub CurrentUser);
+
+impl FromRequest for AdminUser {
+    type Error = WebError;
+    type Future = Ready<Result<Self, WebError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(current_user(req).and_then(|u| if u.user.is_admin { Ok(AdminUser(u)) } else { Err(WebError::forbidden()) }))
+    }
+}
+
+/// Anyone: a signed-in person or an anonymous visitor.
+#[derive(Debug, Clone)]
+pub struct Viewer(pub Option<CurrentUser>);
+
+impl FromRequest for Viewer {
+    type Error = WebError;
+    type Future = Ready<Result<Self, WebError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match principal(req) {
+            Principal::Anonymous => Ok(Viewer(None)),
+            _ => current_user(req).map(|u| Viewer(Some(u))),
+        })
+    }
+}
+
+/// Forms carry the CSRF token in a field called `csrf`.
+pub trait HasCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A form whose `csrf` field matched the session's token (or, before sign-in, the form cookie).
+pub struct CsrfForm<T>(pub T);
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn expected_csrf(req: &HttpRequest) -> Option<String> {
+    match principal(req) {
+        Principal::Session(s) => Some(s.csrf.clone()),
+        _ => req.cookie(FORM_COOKIE).map(|c| c.value().to_string()),
+    }
+}
+
+fn csrf_failure() -> WebError {
+    WebError::new(
+        StatusCode::FORBIDDEN,
+        "csrf-failed",
+        "This form has expired or did not come from this site. Go back, reload the page and try again.",
+    )
+}
+
+impl<T: DeserializeOwned + HasCsrf + 'static> FromRequest for CsrfForm<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = web::Form::<T>::from_request(req, payload);
+        let expected = expected_csrf(req);
+        Box::pin(async move {
+            let web::Form(inner) = form.await?;
+            match expected {
+                Some(e) if !e.is_empty() && constant_time_eq(e.as_bytes(), inner.csrf().as_bytes()) => Ok(CsrfForm(inner)),
+                _ => Err(csrf_failure().into()),
+            }
+        })
+    }
+}
+
+/// A form with nothing but the CSRF token (buttons such as "Revoke").
+#[derive(serde::Deserialize)]
+pub struct Confirm {
+    pub csrf: String,
+}
+
+impl HasCsrf for Confirm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+fn unsafe_method(m: &Method) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Refuse cross-site state changes before any handler runs: `Sec-Fetch-Site` from modern
+/// browsers, `Origin` from the rest. JSON calls made with the session cookie must also send
+/// the session's token in `X-CSRF-Token`; bearer-token calls are not ambient and need neither.
+pub async fn csrf_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if unsafe_method(req.method()) {
+        if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            if !matches!(site, "same-origin" | "none") {
+                return Err(csrf_failure().into());
+            }
+        }
+        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+            if !origin_allowed(&req, origin) {
+                return Err(csrf_failure().into());
+            }
+        }
+        let session_csrf = match req.extensions().get::<Principal>() {
+            Some(Principal::Session(s)) => Some(s.csrf.clone()),
+            _ => None,
+        };
+        if let Some(expected) = session_csrf {
+            if req.path().starts_with("/api/") {
+                let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+                if !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+                    return Err(WebError::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf-failed",
+                        "API calls made with a browser session must send the X-CSRF-Token header; scripts should use an API token.",
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+    next.call(req).await
+}
+
+fn origin_allowed(req: &ServiceRequest, origin: &str) -> bool {
+    if origin == "null" {
+        return false;
+    }
+    let host = req.connection_info().host().to_string();
+    let Some((_, rest)) = origin.split_once("://") else { return false };
+    if rest.eq_ignore_ascii_case(&host) {
+        return true;
+    }
+    req.app_data::<web::Data<App>>()
+        .and_then(|app| app.config.public_url.clone())
+        .is_some_and(|public| public.eq_ignore_ascii_case(origin))
+}
+
+/// What `user` (or an anonymous visitor) may do, category by category.
+pub async fn access_of(app: &App, user: Option<&CurrentUser>) -> Result<crate::accounts::grants::Access, WebError> {
+    let who = user.map(|u| (u.user.id, u.user.is_admin));
+    Ok(app.db.read(move |c| crate::accounts::grants::access(c, who)).await?)
+}
+
+/// Require `role` on `category`; a category the caller cannot even view is reported as missing,
+/// so its existence is not revealed.
+pub async fn require_role(
+    app: &App,
+    user: Option<&CurrentUser>,
+    category: crate::db::ids::CategoryId,
+    role: crate::accounts::grants::Role,
+) -> Result<crate::accounts::grants::Access, WebError> {
+    let access = access_of(app, user).await?;
+    if access.can(category, role) {
+        return Ok(access);
+    }
+    if access.can(category, crate::accounts::grants::Role::View) {
+        return Err(WebError::forbidden());
+    }
+    if user.is_none() {
+        return Err(WebError::unauthorized());
+    }
+    Err(WebError::not_found())
+}

@@ -1,0 +1,53 @@
+//! The administration home: counts, what needs attention, recent activity.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use reelbox_templates::admin::{DashboardView, dashboard_page};
+
+use crate::App;
+use crate::accounts::sessions::{self, SessionPolicy};
+use crate::accounts::{AccountsError, groups, throttle, users};
+use crate::clock::format_utc;
+use crate::insights::audit;
+use crate::library::categories;
+use crate::web::auth::AdminUser;
+use crate::web::error::WebError;
+use crate::web::pages::html;
+use crate::web::{Access, Endpoint, chrome, get};
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![get("/admin", Access::Admin, "Administration dashboard", dashboard)]
+}
+
+async fn dashboard(req: HttpRequest, app: web::Data<App>, admin: AdminUser) -> Result<HttpResponse, WebError> {
+    let now = app.clock.now();
+    let policy = SessionPolicy::from_config(&app.config.sessions);
+    let login_cfg = app.config.login.clone();
+    let (counts, group_count, category_count, live, lockouts, recent) = app
+        .db
+        .read(move |c| {
+            Ok::<_, AccountsError>((
+                users::count(c)?,
+                groups::list(c)?.len(),
+                categories::list(c)?.len(),
+                sessions::count_live(c, policy, now)?,
+                throttle::lockouts(c, &login_cfg, now)?,
+                audit::list(c, &audit::Filter { limit: 10, ..Default::default() })?,
+            ))
+        })
+        .await?;
+    let view = DashboardView {
+        users: counts.0,
+        admins: counts.1,
+        disabled: counts.2,
+        groups: group_count as i64,
+        categories: category_count as i64,
+        live_sessions: live,
+        lockouts: lockouts.iter().map(|l| (l.username.clone(), l.failures_last_hour, format_utc(l.locked_until))).collect(),
+        recent: recent
+            .iter()
+            .map(|e| (format_utc(e.at), e.actor.clone(), e.action.clone(), e.target.clone(), e.outcome.clone()))
+            .collect(),
+        version: crate::VERSION,
+    };
+    Ok(html(dashboard_page(&chrome(&req, Some(&admin.0)), &view)))
+}

@@ -1,0 +1,38 @@
+//! HTML pages. Every form posts with a CSRF token ([`super::auth::CsrfForm`]) and answers with
+//! a redirect, so reloading never re-submits.
+
+pub mod account;
+pub mod admin;
+pub mod auth;
+pub mod library;
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use reelbox_templates::Markup;
+
+use super::Endpoint;
+
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut all = auth::endpoints();
+    all.extend(library::endpoints());
+    all.extend(account::endpoints());
+    all.extend(admin::endpoints());
+    all
+}
+
+pub fn html(markup: Markup) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(markup.into_string())
+}
+
+pub fn html_status(status: actix_web::http::StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(markup.into_string())
+}
+
+pub fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_string())).finish()
+}
+
+/// Only same-site relative paths may be used as a post-sign-in destination.
+pub fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") { next } else { "/" }
+}

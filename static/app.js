@@ -1,0 +1,1 @@
+// reelbox progressive enhancements; every page works without this file.

@@ -1,0 +1,210 @@
+//! Administration pages: the dashboard, people, groups, categories and who can see them,
+//! API tokens and the audit trail.
+
+use maud::{Markup, html};
+
+use crate::{Chrome, breadcrumbs, csrf_field, form_error, layout};
+
+pub struct GrantRow {
+    pub id: i64,
+    pub who: String,
+    /// "group" or "person".
+    pub kind: &'static str,
+    pub role: String,
+}
+
+pub struct ReasonRow {
+    pub who: String,
+    pub kind: &'static str,
+    pub role: String,
+    pub via: String,
+    pub members: Option<i64>,
+}
+
+pub struct AccessView<'a> {
+    pub csrf: &'a str,
+    pub category_id: i64,
+    pub category_name: &'a str,
+    pub public: bool,
+    pub trail: Vec<String>,
+    pub grants: Vec<GrantRow>,
+    pub reasons: Vec<ReasonRow>,
+    pub groups: Vec<(i64, String)>,
+    pub error: Option<&'a str>,
+}
+
+const ROLE_HELP: &[(&str, &str)] = &[
+    ("view", "see the category and watch its media"),
+    ("contribute", "also upload into it"),
+    ("edit", "also change other people's items"),
+    ("manage", "also recycle and restore items, and decide who has access"),
+];
+
+/// Who can see a category and why, and the form to grant access.
+pub fn access_page(chrome: &Chrome, v: &AccessView<'_>) -> Markup {
+    let crumbs: Vec<(String, String)> = vec![
+        ("Library".into(), "/".into()),
+        (v.category_name.to_string(), format!("/categories/{}", v.category_id)),
+        ("Access".into(), String::new()),
+    ];
+    layout(
+        chrome,
+        &format!("Access to {}", v.category_name),
+        html! {
+            (breadcrumbs(&crumbs))
+            h1 { "Who can see “" (v.category_name) "”" }
+            p.muted { "Path: " (v.trail.join(" › ")) }
+            (form_error(v.error))
+            section.card {
+                h2 { "Why people can see it" }
+                ul.reasons {
+                    li { strong { "Site administrators" } " — can see and manage everything." }
+                    @if v.public { li { strong { "Everyone, signed in or not" } " — the category (or one above it) is public." } }
+                    @for r in &v.reasons {
+                        li {
+                            strong { (r.who) } " (" (r.kind)
+                            @if let Some(n) = r.members { ", " (n) " member" @if n != 1 { "s" } }
+                            ") — " (r.role) ", " (r.via) "."
+                        }
+                    }
+                }
+                @if v.reasons.is_empty() && !v.public {
+                    p { "Nobody else has access yet. Grant a group access below." }
+                }
+            }
+            section.card {
+                h2 { "Grants on this category" }
+                @if v.grants.is_empty() {
+                    p.muted { "No grants here. Grants on categories above still apply." }
+                } @else {
+                    table {
+                        thead { tr { th { "Who" } th { "Kind" } th { "Role" } th { span.visually-hidden { "Actions" } } } }
+                        tbody {
+                            @for g in &v.grants {
+                                tr {
+                                    td { (g.who) } td { (g.kind) } td { (g.role) }
+                                    td { a.button.danger href=(format!("/categories/{}/access/{}/remove", v.category_id, g.id)) { "Remove" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h2 { "Grant access" }
+                form method="post" action=(format!("/categories/{}/access", v.category_id)) {
+                    (csrf_field(v.csrf))
+                    div.field {
+                        label for="group_id" { "Group" }
+                        select #group_id name="group_id" {
+                            option value="" { "— choose a group —" }
+                            @for (id, name) in &v.groups { option value=(id) { (name) } }
+                        }
+                    }
+                    div.field {
+                        label for="grant-username" { "…or one person (username)" }
+                        input #grant-username name="username" type="text" autocapitalize="none" spellcheck="false";
+                    }
+                    fieldset.field {
+                        legend { "Role" }
+                        @for (role, help) in ROLE_HELP {
+                            div.radio {
+                                input type="radio" name="role" id=(format!("role-{role}")) value=(role) checked[*role == "view"];
+                                label for=(format!("role-{role}")) { strong { (role) } " — " (help) }
+                            }
+                        }
+                    }
+                    button.button.primary type="submit" { "Grant" }
+                }
+            }
+        },
+    )
+}
+
+pub struct DashboardView {
+    pub users: i64,
+    pub admins: i64,
+    pub disabled: i64,
+    pub groups: i64,
+    pub categories: i64,
+    pub live_sessions: i64,
+    /// (username, failures in the last hour, locked until)
+    pub lockouts: Vec<(String, u32, String)>,
+    /// (time, actor, action, target, outcome)
+    pub recent: Vec<(String, String, String, String, String)>,
+    pub version: &'static str,
+}
+
+pub fn admin_nav() -> Markup {
+    html! {
+        nav.subnav aria-label="Administration" {
+            ul {
+                li { a href="/admin" { "Overview" } }
+                li { a href="/admin/users" { "People" } }
+                li { a href="/admin/groups" { "Groups" } }
+                li { a href="/admin/categories" { "Categories" } }
+                li { a href="/admin/tokens" { "API tokens" } }
+                li { a href="/admin/audit" { "Audit log" } }
+            }
+        }
+    }
+}
+
+pub fn audit_table(rows: &[(String, String, String, String, String)]) -> Markup {
+    html! {
+        table.audit {
+            thead { tr { th { "Time (UTC)" } th { "Who" } th { "What" } th { "Target" } th { "Outcome" } } }
+            tbody {
+                @for (at, actor, action, target, outcome) in rows {
+                    tr {
+                        td { (at) } td { (actor) } td { code { (action) } } td { (target) }
+                        td { span class=(format!("badge outcome-{outcome}")) { (outcome) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn dashboard_page(chrome: &Chrome, v: &DashboardView) -> Markup {
+    layout(
+        chrome,
+        "Administration",
+        html! {
+            h1 { "Administration" }
+            (admin_nav())
+            section.stats aria-label="Summary" {
+                a.stat href="/admin/users" { span.num { (v.users) } span { "people" } }
+                a.stat href="/admin/groups" { span.num { (v.groups) } span { "groups" } }
+                a.stat href="/admin/categories" { span.num { (v.categories) } span { "categories" } }
+                div.stat { span.num { (v.live_sessions) } span { "signed in now" } }
+            }
+            p.muted { (v.admins) " administrator" @if v.admins != 1 { "s" } ", " (v.disabled) " disabled account" @if v.disabled != 1 { "s" } ". reelbox " (v.version) "." }
+            @if v.categories == 0 || v.groups == 0 {
+                section.card.next-steps {
+                    h2 { "Getting started" }
+                    ol {
+                        li { a href="/admin/categories" { "Create categories" } " — for example one per subject or year group." }
+                        li { a href="/admin/groups" { "Create groups" } " for staff and classes, and add people to them." }
+                        li { "Open a category and choose " strong { "Manage access" } " to grant groups a role." }
+                    }
+                    p.muted { "Until you grant access, signed-in people see nothing." }
+                }
+            }
+            @if !v.lockouts.is_empty() {
+                section.card {
+                    h2 { "Sign-in lockouts" }
+                    table {
+                        thead { tr { th { "Username" } th { "Failures (last hour)" } th { "Locked until (UTC)" } } }
+                        tbody { @for (u, n, until) in &v.lockouts { tr { td { (u) } td { (n) } td { (until) } } } }
+                    }
+                }
+            }
+            section.card {
+                h2 { "Recent activity" }
+                (audit_table(&v.recent))
+                p { a href="/admin/audit" { "Open the audit log" } }
+            }
+        },
+    )
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The one test command: installs what the suite needs (Debian 12) and runs the whole suite.
+#
+#   bash tests/run.sh                 install missing packages, then cargo test --workspace --all-features
+#   bash tests/run.sh -- <filter>     extra arguments go to cargo test (e.g. a test name filter)
+#   bash tests/run.sh --install-only  install missing packages and stop
+set -euo pipefail
+
+repo_root="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+# Debian 12 (bookworm) package names. nginx-light is the basic nginx build; the benchmark
+# uses it as its static-file baseline. chromium-driver provides /usr/bin/chromedriver.
+packages=(chromium chromium-driver ffmpeg wrk nginx-light)
+
+install_only=false
+if [[ "${1:-}" == "--install-only" ]]; then
+    install_only=true
+    shift
+fi
+if [[ "${1:-}" == "--" ]]; then
+    shift
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} > 0)); then
+    echo "tests/run.sh: installing missing packages: ${missing[*]}" >&2
+    sudo=()
+    if [[ "$(id -u)" != 0 ]]; then
+        if command -v sudo >/dev/null; then
+            sudo=(sudo)
+        else
+            echo "tests/run.sh: need root (or sudo) to install: ${missing[*]}" >&2
+            exit 1
+        fi
+    fi
+    # Keep package scripts from starting daemons (the system nginx would grab port 80);
+    # the tests start their own peers. Only add the policy if the machine has none.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=false
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        added_policy=true
+        trap '"${sudo[@]}" rm -f "$policy"' EXIT
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends "${missing[@]}"
+    if $added_policy; then
+        "${sudo[@]}" rm -f "$policy"
+        trap - EXIT
+    fi
+fi
+
+if $install_only; then
+    exit 0
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reelbox-target}"
+export REELBOX_CHROMEDRIVER="${REELBOX_CHROMEDRIVER:-/usr/bin/chromedriver}"
+export REELBOX_CHROMIUM="${REELBOX_CHROMIUM:-/usr/bin/chromium}"
+
+status=0
+cargo test --workspace --all-features "$@" || status=$?
+exit "$status"
