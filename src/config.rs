@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// Where the configuration file lives when `--config` is not given (used only if it exists).
@@ -335,13 +335,18 @@ impl Config {
 
     /// The base URL printed in links: `public_url`, or derived from `listen`.
     pub fn base_url(&self) -> String {
-        if let Some(url) = &self.public_url {
-            return url.clone();
-        }
         match self.listen.parse::<std::net::SocketAddr>() {
-            Ok(addr) if addr.ip().is_unspecified() => format!("http://localhost:{}", addr.port()),
-            Ok(addr) => format!("http://{addr}"),
-            Err(_) => format!("http://{}", self.listen),
+            Ok(addr) => self.base_url_for(addr),
+            Err(_) => self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)),
+        }
+    }
+
+    /// The base URL once the listener is bound (port 0 becomes the real port).
+    pub fn base_url_for(&self, bound: std::net::SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None if bound.ip().is_unspecified() => format!("http://localhost:{}", bound.port()),
+            None => format!("http://{bound}"),
         }
     }
 
@@ -358,12 +363,47 @@ impl Config {
 /// Environment variables that steer the program but are not configuration keys.
 const NOT_CONFIG_ENV: &[&str] = &["REELBOX_CONFIG", "REELBOX_CHROMEDRIVER", "REELBOX_CHROMIUM"];
 
-fn env_provider(vars: &[(String, String)]) -> Env {
-    let vars = vars.to_vec();
-    // `__` separates nesting levels: REELBOX_SESSIONS__IDLE_TIMEOUT_MINUTES=30.
-    Env::prefixed("REELBOX_")
-        .split("__")
-        .filter(move |key| vars.iter().any(|(k, _)| k.eq_ignore_ascii_case(&format!("REELBOX_{key}"))))
+/// `REELBOX_*` variables as a figment provider; `__` separates nesting levels
+/// (`REELBOX_SESSIONS__IDLE_TIMEOUT_MINUTES=30`). Values that parse as numbers or booleans are
+/// taken as such, the rest as strings.
+struct EnvVars(Vec<(String, String)>);
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s) REELBOX_*")
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut root = toml::Table::new();
+        for (key, raw) in &self.0 {
+            let path: Vec<String> =
+                key["REELBOX_".len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let value = if let Ok(i) = raw.parse::<i64>() {
+                toml::Value::Integer(i)
+            } else if let Ok(b) = raw.parse::<bool>() {
+                toml::Value::Boolean(b)
+            } else {
+                toml::Value::String(raw.clone())
+            };
+            let mut table = &mut root;
+            for (i, part) in path.iter().enumerate() {
+                if i + 1 == path.len() {
+                    table.insert(part.clone(), value.clone());
+                } else {
+                    let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    match entry {
+                        toml::Value::Table(t) => table = t,
+                        _ => return Err(figment::Error::from(format!("{key} conflicts with another variable"))),
+                    }
+                }
+            }
+        }
+        Serialized::defaults(root).data()
+    }
+}
+
+fn env_provider(vars: &[(String, String)]) -> EnvVars {
+    EnvVars(vars.to_vec())
 }
 
 /// A figment error in words a school's IT lead can act on: which key, where it came from, what is allowed.

@@ -36,6 +36,7 @@ pub struct AppInner {
     pub setup: SetupLink,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub started: Instant,
+    pub caches: web::cache::Caches,
 }
 
 impl Deref for App {
@@ -61,6 +62,7 @@ impl App {
             setup: SetupLink::default(),
             metrics,
             started: Instant::now(),
+            caches: web::cache::Caches::default(),
         })))
     }
 

@@ -46,12 +46,11 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         .ok();
     let app = App::new(cfg.clone(), db.clone(), Clock::System, metrics).map_err(|e| fail(format!("bad password settings: {e}")))?;
 
-    let base = cfg.base_url();
     let has_admin = app.db.read(|c| users::admin_exists(c)).await.map_err(|e| fail(format!("{e}")))?;
     let listener = std::net::TcpListener::bind(&cfg.listen)
         .map_err(|e| fail(format!("cannot listen on {}: {e}; is another server using it? Choose another with --listen", cfg.listen)))?;
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
-    let base = if cfg.public_url.is_none() { base.replace(&cfg.listen, &bound.to_string()).replace(&format!(":{}", cfg.listen.rsplit(':').next().unwrap_or("")), &format!(":{}", bound.port())) } else { base };
+    let base = cfg.base_url_for(bound);
 
     let state = app.clone();
     let server = HttpServer::new(move || {
@@ -76,6 +75,8 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         let minutes = i64::from(app.config.login.setup_link_minutes);
         let token = app.setup.issue(app.clock.now() + minutes * 60);
         println!("No administrator yet. Create one within {minutes} minutes at:\n  {base}/setup?token={token}");
+    } else {
+        println!("Sign in at {base}/login");
     }
     tracing::info!(%bound, "listening");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);

@@ -6,6 +6,7 @@
 //! blocking thread pool, never on the async workers.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,6 +128,8 @@ pub struct Db {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// Bumped after every write; caches of database state are valid for one generation.
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -171,7 +174,7 @@ impl Db {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
-        Ok(Db { path, writer: Arc::new(Mutex::new(writer)), readers })
+        Ok(Db { path, writer: Arc::new(Mutex::new(writer)), readers, generation: Arc::new(AtomicU64::new(0)) })
     }
 
     pub fn path(&self) -> &Path {
@@ -214,7 +217,15 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, E>,
     {
         let mut conn = self.writer.lock().map_err(|_| DbError::Poisoned)?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        // After the commit, so a reader that saw the old generation recomputes next time.
+        self.generation.fetch_add(1, Ordering::Release);
+        result
+    }
+
+    /// The write generation. Read it *before* querying when caching a result.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Run `f` on a reader from a blocking context.

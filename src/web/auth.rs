@@ -3,6 +3,7 @@
 //! (signed in), [`AdminUser`] (site administrator). Forms are CSRF-checked by [`CsrfForm`].
 
 use std::future::{Ready, ready};
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -74,8 +75,21 @@ async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
     let Some(cookie) = req.cookie(session_cookie_name(app.is_https())) else { return Ok(Principal::Anonymous) };
     let token = cookie.value().to_string();
     let policy = SessionPolicy::from_config(&app.config.sessions);
-    let found = app.db.read(move |c| sessions::lookup(c, &token, policy, now)).await.map_err(WebError::from)?;
-    let Some(mut session) = found else { return Ok(Principal::Anonymous) };
+    let key = crate::accounts::token_hash(&token);
+    let generation = app.db.generation();
+    let found = match app.caches.session(&key, generation) {
+        Some(hit) => hit,
+        None => {
+            let found = app.db.read(move |c| sessions::lookup(c, &token, policy, now)).await.map_err(WebError::from)?;
+            let found = found.map(Arc::new);
+            app.caches.put_session(key, generation, found.clone());
+            found
+        }
+    };
+    // A cached session may have run out of time since it was cached.
+    let found = found.filter(|s| sessions::is_live(s.last_seen_at, s.expires_at, policy, now));
+    let Some(session) = found else { return Ok(Principal::Anonymous) };
+    let mut session = (*session).clone();
     if sessions::needs_touch(&session, now) {
         let id = session.id;
         app.db.write(move |c| sessions::touch(c, id, now)).await.map_err(WebError::from)?;
@@ -308,9 +322,26 @@ fn origin_allowed(req: &ServiceRequest, origin: &str) -> bool {
 }
 
 /// What `user` (or an anonymous visitor) may do, category by category.
-pub async fn access_of(app: &App, user: Option<&CurrentUser>) -> Result<crate::accounts::grants::Access, WebError> {
+pub async fn access_of(app: &App, user: Option<&CurrentUser>) -> Result<Arc<crate::accounts::grants::Access>, WebError> {
     let who = user.map(|u| (u.user.id, u.user.is_admin));
-    Ok(app.db.read(move |c| crate::accounts::grants::access(c, who)).await?)
+    let generation = app.db.generation();
+    if let Some(hit) = app.caches.access(&who, generation) {
+        return Ok(hit);
+    }
+    let access = Arc::new(app.db.read(move |c| crate::accounts::grants::access(c, who)).await?);
+    app.caches.put_access(who, generation, access.clone());
+    Ok(access)
+}
+
+/// The whole category tree in tree order (cached until the next write).
+pub async fn all_categories(app: &App) -> Result<Arc<Vec<crate::library::categories::Category>>, WebError> {
+    let generation = app.db.generation();
+    if let Some(hit) = app.caches.categories(generation) {
+        return Ok(hit);
+    }
+    let all = Arc::new(app.db.read(|c| crate::library::categories::list(c)).await?);
+    app.caches.put_categories(generation, all.clone());
+    Ok(all)
 }
 
 /// Require `role` on `category`; a category the caller cannot even view is reported as missing,
@@ -320,7 +351,7 @@ pub async fn require_role(
     user: Option<&CurrentUser>,
     category: crate::db::ids::CategoryId,
     role: crate::accounts::grants::Role,
-) -> Result<crate::accounts::grants::Access, WebError> {
+) -> Result<Arc<crate::accounts::grants::Access>, WebError> {
     let access = access_of(app, user).await?;
     if access.can(category, role) {
         return Ok(access);

@@ -142,7 +142,16 @@ pub async fn render_errors(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let api = req.path().starts_with("/api/");
-    let res = next.call(req).await?;
+    let http_req = req.request().clone();
+    // Errors returned by inner middleware (authentication, CSRF guard) come back as `Err`;
+    // give them the same treatment as handler errors.
+    let res = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            let response = HttpResponse::from_error(e);
+            ServiceResponse::new(http_req, response).map_into_boxed_body()
+        }
+    };
     let Some(err) = res.response().error() else { return Ok(res.map_into_boxed_body()) };
     let web = match err.as_error::<WebError>() {
         Some(w) => w.clone(),

@@ -1,6 +1,12 @@
 //! Administration pages: the dashboard, people, groups, categories and who can see them,
 //! API tokens and the audit trail.
 
+pub mod audit;
+pub mod categories;
+pub mod groups;
+pub mod tokens;
+pub mod users;
+
 use maud::{Markup, html};
 
 use crate::{Chrome, breadcrumbs, csrf_field, form_error, layout};
@@ -135,19 +141,58 @@ pub struct DashboardView {
     pub version: &'static str,
 }
 
+/// The administration sub-navigation (no entry marked current).
 pub fn admin_nav() -> Markup {
+    admin_nav_at("")
+}
+
+const ADMIN_SECTIONS: &[(&str, &str)] = &[
+    ("/admin", "Overview"),
+    ("/admin/users", "People"),
+    ("/admin/groups", "Groups"),
+    ("/admin/categories", "Categories"),
+    ("/admin/tokens", "API tokens"),
+    ("/admin/audit", "Audit log"),
+];
+
+/// The administration sub-navigation with `current` (one of its hrefs) marked as the current page.
+pub fn admin_nav_at(current: &str) -> Markup {
     html! {
         nav.subnav aria-label="Administration" {
             ul {
-                li { a href="/admin" { "Overview" } }
-                li { a href="/admin/users" { "People" } }
-                li { a href="/admin/groups" { "Groups" } }
-                li { a href="/admin/categories" { "Categories" } }
-                li { a href="/admin/tokens" { "API tokens" } }
-                li { a href="/admin/audit" { "Audit log" } }
+                @for (href, label) in ADMIN_SECTIONS {
+                    li { a href=(href) aria-current=[(*href == current).then_some("page")] { (label) } }
+                }
             }
         }
     }
+}
+
+/// The frame of every administration page: sub-navigation, breadcrumbs (after "Administration"),
+/// the heading and the content.
+pub(crate) fn admin_layout(
+    chrome: &Chrome,
+    section: &str,
+    title: &str,
+    crumbs: &[(String, String)],
+    content: Markup,
+) -> Markup {
+    let mut trail: Vec<(String, String)> = vec![("Administration".into(), "/admin".into())];
+    trail.extend(crumbs.iter().cloned());
+    layout(
+        chrome,
+        title,
+        html! {
+            (admin_nav_at(section))
+            @if trail.len() > 1 { (breadcrumbs(&trail)) }
+            (content)
+        },
+    )
+}
+
+/// A yes/no badge for tables ("Administrator", "Disabled"), empty when false.
+pub(crate) fn flag(on: bool, label: &str, class: &str) -> Markup {
+    html! { @if on { span class=(format!("badge {class}")) { (label) } } }
 }
 
 pub fn audit_table(rows: &[(String, String, String, String, String)]) -> Markup {
@@ -171,8 +216,8 @@ pub fn dashboard_page(chrome: &Chrome, v: &DashboardView) -> Markup {
         chrome,
         "Administration",
         html! {
+            (admin_nav_at("/admin"))
             h1 { "Administration" }
-            (admin_nav())
             section.stats aria-label="Summary" {
                 a.stat href="/admin/users" { span.num { (v.users) } span { "people" } }
                 a.stat href="/admin/groups" { span.num { (v.groups) } span { "groups" } }

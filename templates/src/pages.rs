@@ -171,7 +171,7 @@ pub fn home_page(chrome: &Chrome, v: &HomeView<'_>) -> Markup {
                 p.muted { "Categories you can open." }
                 ul.category-list {
                     @for c in v.categories {
-                        li style=(format!("--depth:{}", c.depth)) {
+                        li class=(format!("depth-{}", c.depth.min(8))) {
                             a href=(format!("/categories/{}", c.id)) { (c.name) }
                             span.badge { (c.access) }
                             @if !c.description.is_empty() { p.muted { (c.description) } }

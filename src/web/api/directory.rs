@@ -72,21 +72,26 @@ fn yes() -> bool {
     true
 }
 
+/// A new account as typed by an administrator.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub username: String,
+    pub password: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub admin: bool,
+    /// The password is temporary: it must be changed at first sign-in.
+    pub must_change_password: bool,
+}
+
 /// Create an account (used by the API and the admin console).
-pub async fn create_user(
-    app: &App,
-    admin: &CurrentUser,
-    username: &str,
-    password: &str,
-    display_name: &str,
-    email: Option<String>,
-    is_admin: bool,
-    must_change: bool,
-) -> Result<users::User, AccountsError> {
-    users::check_username(username)?;
-    let hash = login::prepare_password(&app.hasher, username, password).await?;
+pub async fn create_user(app: &App, admin: &CurrentUser, new: NewAccount) -> Result<users::User, AccountsError> {
+    let NewAccount { username, password, display_name, email, admin: is_admin, must_change_password } = new;
+    let (username, display_name) = (username.trim().to_string(), display_name.trim().to_string());
+    users::check_username(&username)?;
+    let hash = login::prepare_password(&app.hasher, &username, &password).await?;
     let now = app.clock.now();
-    let (username, display_name, actor) = (username.to_string(), display_name.to_string(), admin.actor());
+    let actor = admin.actor();
     app.db
         .write(move |c| {
             let tx = c.transaction()?;
@@ -98,7 +103,7 @@ pub async fn create_user(
                     email: email.as_deref().filter(|e| !e.is_empty()),
                     password_hash: Some(hash),
                     is_admin,
-                    must_change_password: must_change,
+                    must_change_password,
                 },
                 now,
             )?;
@@ -112,7 +117,15 @@ pub async fn create_user(
 
 async fn user_create(app: web::Data<App>, a: AdminUser, body: web::Json<NewUserBody>) -> Result<HttpResponse, WebError> {
     let b = body.into_inner();
-    let user = create_user(&app, &a.0, b.username.trim(), &b.password, b.display_name.trim(), b.email, b.admin, b.must_change_password).await?;
+    let new = NewAccount {
+        username: b.username,
+        password: b.password,
+        display_name: b.display_name,
+        email: b.email,
+        admin: b.admin,
+        must_change_password: b.must_change_password,
+    };
+    let user = create_user(&app, &a.0, new).await?;
     Ok(created(serde_json::to_value(&user).map_err(WebError::internal)?))
 }
 

@@ -42,7 +42,7 @@ fn role_label(role: Option<Role>, public: bool) -> String {
 async fn home(req: HttpRequest, app: web::Data<App>, viewer: Viewer) -> Result<HttpResponse, WebError> {
     let user = viewer.0.as_ref();
     let access = access_of(&app, user).await?;
-    let all = app.db.read(|c| categories::list(c)).await?;
+    let all = crate::web::auth::all_categories(&app).await?;
     let depths = categories::depths(&all);
     let rows: Vec<CategoryRow> = all
         .iter()

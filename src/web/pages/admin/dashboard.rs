@@ -18,7 +18,11 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![get("/admin", Access::Admin, "Administration dashboard", dashboard)]
 }
 
-async fn dashboard(req: HttpRequest, app: web::Data<App>, admin: AdminUser) -> Result<HttpResponse, WebError> {
+async fn dashboard(
+    req: HttpRequest,
+    app: web::Data<App>,
+    admin: AdminUser,
+) -> Result<HttpResponse, WebError> {
     let now = app.clock.now();
     let policy = SessionPolicy::from_config(&app.config.sessions);
     let login_cfg = app.config.login.clone();
@@ -42,10 +46,15 @@ async fn dashboard(req: HttpRequest, app: web::Data<App>, admin: AdminUser) -> R
         groups: group_count as i64,
         categories: category_count as i64,
         live_sessions: live,
-        lockouts: lockouts.iter().map(|l| (l.username.clone(), l.failures_last_hour, format_utc(l.locked_until))).collect(),
+        lockouts: lockouts
+            .iter()
+            .map(|l| (l.username.clone(), l.failures_last_hour, format_utc(l.locked_until)))
+            .collect(),
         recent: recent
             .iter()
-            .map(|e| (format_utc(e.at), e.actor.clone(), e.action.clone(), e.target.clone(), e.outcome.clone()))
+            .map(|e| {
+                (format_utc(e.at), e.actor.clone(), e.action.clone(), e.target.clone(), e.outcome.clone())
+            })
             .collect(),
         version: crate::VERSION,
     };

@@ -1,0 +1,781 @@
+//! The authorization matrix: every route the server declares × every kind of caller → the
+//! status it must answer. The table below is checked against `reelbox::web::endpoints()` in
+//! both directions, so a new route cannot ship without a row, and a removed one leaves no
+//! stale row behind.
+//!
+//! Callers: anonymous, a signed-in person with no grants, and people with view, contribute,
+//! edit and manage on category C (some through groups, some directly), plus a site
+//! administrator. Category D is granted to nobody but a bystander account (not a persona), so
+//! for the personas only the administrator may see it.
+//!
+//! Pages are called with a browser session (cookie + form csrf + same Origin), the JSON API with
+//! each persona's API token. State-changing calls send a valid body, and destructive ones act on
+//! a throwaway object made for that one call, so every status reflects permission alone.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::{PASSWORD, Server, Session, http, location};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PERSONAS: [&str; 7] = ["anonymous", "no-grants", "viewer", "contributor", "editor", "manager", "admin"];
+const USERS: [Option<&str>; 7] =
+    [None, Some("nobody"), Some("vera"), Some("conrad"), Some("edith"), Some("manon"), Some("ada")];
+const ADMIN: usize = 6;
+const BYSTANDER: &str = "bystander";
+/// What `POST /account/password` changes a password to (and back).
+const PASSWORD2: &str = "copper lantern meadow";
+
+#[derive(Clone, Copy, Debug)]
+enum Cat {
+    C,
+    D,
+}
+
+/// A path parameter, resolved per call.
+#[derive(Clone, Copy, Debug)]
+enum P {
+    Category(Cat),
+    /// A group nobody's access depends on.
+    Group,
+    /// The bystander account.
+    User,
+    /// The bystander's grant on the category.
+    Grant(Cat),
+    /// The caller's own API token (the bystander's for anonymous callers).
+    OwnToken,
+    /// Someone else's (the bystander's) API token.
+    OtherToken,
+    FreshGrant(Cat),
+    FreshGroup,
+    FreshOwnToken,
+    FreshOtherToken,
+    /// A session of a throwaway account.
+    FreshSession,
+    FreshUser,
+    /// A new empty category below the given one (inherits its grants).
+    FreshChild(Cat),
+    /// Two parameters: a throwaway group and the bystander, who is a member of it.
+    FreshMembership,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Body {
+    None,
+    Form(&'static [(&'static str, &'static str)]),
+    Json(&'static str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cred {
+    /// Browser session cookie (pages).
+    Session,
+    /// `Authorization: Bearer` (API).
+    Token,
+}
+
+struct Case {
+    what: &'static str,
+    params: Vec<P>,
+    query: &'static str,
+    body: Body,
+    cred: Option<Cred>,
+    /// Use a new session of the persona (the call ends it).
+    fresh_session: bool,
+    /// The call changes the persona's password: change it back afterwards.
+    revert_password: bool,
+    expect: [u16; 7],
+}
+
+fn case(expect: [u16; 7]) -> Case {
+    Case {
+        what: "",
+        params: Vec::new(),
+        query: "",
+        body: Body::None,
+        cred: None,
+        fresh_session: false,
+        revert_password: false,
+        expect,
+    }
+}
+
+impl Case {
+    fn on(mut self, what: &'static str, params: &[P]) -> Self {
+        self.what = what;
+        self.params = params.to_vec();
+        self
+    }
+    fn form(mut self, fields: &'static [(&'static str, &'static str)]) -> Self {
+        self.body = Body::Form(fields);
+        self
+    }
+    fn json(mut self, body: &'static str) -> Self {
+        self.body = Body::Json(body);
+        self
+    }
+    fn query(mut self, q: &'static str) -> Self {
+        self.query = q;
+        self
+    }
+    fn cred(mut self, c: Cred) -> Self {
+        self.cred = Some(c);
+        self
+    }
+}
+
+struct Row {
+    method: Method,
+    path: &'static str,
+    cases: Vec<Case>,
+}
+
+fn row(method: Method, path: &'static str, cases: Vec<Case>) -> Row {
+    Row { method, path, cases }
+}
+
+// Expected statuses, in the order of PERSONAS.
+const EVERYONE_200: [u16; 7] = [200; 7];
+const PAGE_SIGNED_IN: [u16; 7] = [303, 200, 200, 200, 200, 200, 200];
+const PAGE_ADMIN: [u16; 7] = [303, 403, 403, 403, 403, 403, 200];
+const PAGE_ADMIN_POST: [u16; 7] = [303, 403, 403, 403, 403, 403, 303];
+
+const fn api_admin(ok: u16) -> [u16; 7] {
+    [401, 403, 403, 403, 403, 403, ok]
+}
+const fn api_signed_in(ok: u16) -> [u16; 7] {
+    [401, ok, ok, ok, ok, ok, ok]
+}
+/// Needs manage on C: no grants → 404 (C is hidden), lower roles → 403.
+const fn manage_c(anon: u16, ok: u16) -> [u16; 7] {
+    [anon, 404, 403, 403, 403, ok, ok]
+}
+/// Anything on D: hidden from everyone but the administrator.
+const fn only_admin_sees_d(anon: u16, ok: u16) -> [u16; 7] {
+    [anon, 404, 404, 404, 404, 404, ok]
+}
+/// Someone else's token: hidden from everyone but the administrator.
+const fn others_token(anon: u16, ok: u16) -> [u16; 7] {
+    [anon, 404, 404, 404, 404, 404, ok]
+}
+
+/// The matrix. Every route of `reelbox::web::endpoints()` appears exactly once.
+fn table() -> Vec<Row> {
+    use Cat::{C, D};
+    use Method as M;
+    use P::*;
+    vec![
+        // Sign-in, sign-out, setup.
+        row(M::GET, "/login", vec![case([200, 303, 303, 303, 303, 303, 303])]),
+        row(
+            M::POST,
+            "/login",
+            vec![case([303; 7]).form(&[("username", "probe"), ("password", "$PW"), ("next", "/")])],
+        ),
+        row(M::POST, "/logout", vec![Case { fresh_session: true, ..case([303; 7]).form(&[]) }]),
+        row(M::GET, "/setup", vec![case(EVERYONE_200).query("token=$SETUP")]),
+        // An administrator exists by now, so a complete, valid form is refused (400) for everyone.
+        row(
+            M::POST,
+            "/setup",
+            vec![case([400; 7]).form(&[
+                ("token", "$SETUP"),
+                ("username", "late-admin"),
+                ("password", "$PW"),
+                ("password_confirm", "$PW"),
+            ])],
+        ),
+        // The library.
+        row(M::GET, "/", vec![case(PAGE_SIGNED_IN)]),
+        row(
+            M::GET,
+            "/categories/{id}",
+            vec![
+                case([303, 404, 200, 200, 200, 200, 200]).on("C", &[Category(C)]),
+                case(only_admin_sees_d(303, 200)).on("D", &[Category(D)]),
+            ],
+        ),
+        row(
+            M::GET,
+            "/categories/{id}/access",
+            vec![
+                case(manage_c(303, 200)).on("C", &[Category(C)]),
+                case(only_admin_sees_d(303, 200)).on("D", &[Category(D)]),
+            ],
+        ),
+        row(
+            M::POST,
+            "/categories/{id}/access",
+            vec![
+                case(manage_c(303, 303))
+                    .on("C", &[Category(C)])
+                    .form(&[("username", BYSTANDER), ("role", "view")]),
+                case(only_admin_sees_d(303, 303))
+                    .on("D", &[Category(D)])
+                    .form(&[("username", BYSTANDER), ("role", "view")]),
+            ],
+        ),
+        row(
+            M::GET,
+            "/categories/{id}/access/{grant}/remove",
+            vec![
+                case(manage_c(303, 200)).on("C", &[Category(C), Grant(C)]),
+                case(only_admin_sees_d(303, 200)).on("D", &[Category(D), Grant(D)]),
+            ],
+        ),
+        row(
+            M::POST,
+            "/categories/{id}/access/{grant}/remove",
+            vec![
+                case(manage_c(303, 303)).on("C", &[Category(C), FreshGrant(C)]).form(&[]),
+                case(only_admin_sees_d(303, 303)).on("D", &[Category(D), FreshGrant(D)]).form(&[]),
+            ],
+        ),
+        // My account.
+        row(M::GET, "/account", vec![case(PAGE_SIGNED_IN)]),
+        row(M::GET, "/account/password", vec![case(PAGE_SIGNED_IN)]),
+        row(
+            M::POST,
+            "/account/password",
+            vec![Case {
+                revert_password: true,
+                ..case([303; 7]).form(&[("current", "$PW"), ("new", "$PW2"), ("confirm", "$PW2")])
+            }],
+        ),
+        row(M::POST, "/account/tokens", vec![case(PAGE_SIGNED_IN).form(&[("name", "page token $U")])]),
+        row(
+            M::GET,
+            "/account/tokens/{id}/revoke",
+            vec![
+                case(PAGE_SIGNED_IN).on("own", &[OwnToken]),
+                case(others_token(303, 200)).on("someone else's", &[OtherToken]),
+            ],
+        ),
+        row(
+            M::POST,
+            "/account/tokens/{id}/revoke",
+            vec![
+                case([303; 7]).on("own", &[FreshOwnToken]).form(&[]),
+                case(others_token(303, 303)).on("someone else's", &[FreshOtherToken]).form(&[]),
+            ],
+        ),
+        // Administration pages.
+        row(M::GET, "/admin", vec![case(PAGE_ADMIN)]),
+        row(M::GET, "/admin/audit.csv", vec![case(PAGE_ADMIN)]),
+        // Operations: loopback may read metrics without credentials, a non-admin token may not.
+        row(M::GET, "/healthz", vec![case(EVERYONE_200)]),
+        row(
+            M::GET,
+            "/metrics",
+            vec![
+                case([200, 403, 403, 403, 403, 403, 200]).on("API token", &[]).cred(Cred::Token),
+                case(EVERYONE_200).on("session", &[]).cred(Cred::Session),
+            ],
+        ),
+        // JSON API: people.
+        row(M::GET, "/api/v1/users", vec![case(api_admin(200))]),
+        row(
+            M::POST,
+            "/api/v1/users",
+            vec![
+                case(api_admin(201))
+                    .json(r#"{"username": "new-$U", "password": "$PW", "must_change_password": false}"#),
+            ],
+        ),
+        row(M::GET, "/api/v1/users/{id}", vec![case(api_admin(200)).on("", &[User])]),
+        row(
+            M::PATCH,
+            "/api/v1/users/{id}",
+            vec![case(api_admin(200)).on("", &[User]).json(r#"{"display_name": "Bystander $U"}"#)],
+        ),
+        row(
+            M::POST,
+            "/api/v1/users/{id}/password",
+            vec![case(api_admin(204)).on("", &[FreshUser]).json(r#"{"password": "quiet harbour lantern"}"#)],
+        ),
+        row(M::POST, "/api/v1/users/{id}/unlock", vec![case(api_admin(204)).on("", &[User])]),
+        row(M::GET, "/api/v1/users/{id}/sessions", vec![case(api_admin(200)).on("", &[User])]),
+        row(M::DELETE, "/api/v1/users/{id}/sessions", vec![case(api_admin(204)).on("", &[User])]),
+        row(M::DELETE, "/api/v1/sessions/{id}", vec![case(api_admin(204)).on("", &[FreshSession])]),
+        // Groups.
+        row(M::GET, "/api/v1/groups", vec![case(api_admin(200))]),
+        row(M::POST, "/api/v1/groups", vec![case(api_admin(201)).json(r#"{"name": "group $U"}"#)]),
+        row(M::GET, "/api/v1/groups/{id}", vec![case(api_admin(200)).on("", &[Group])]),
+        row(M::DELETE, "/api/v1/groups/{id}", vec![case(api_admin(204)).on("", &[FreshGroup])]),
+        row(
+            M::POST,
+            "/api/v1/groups/{id}/members",
+            vec![case(api_admin(204)).on("", &[Group]).json(r#"{"username": "bystander"}"#)],
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/groups/{id}/members/{user_id}",
+            vec![case(api_admin(204)).on("", &[FreshMembership])],
+        ),
+        // Tokens.
+        row(M::GET, "/api/v1/tokens", vec![case(api_signed_in(200))]),
+        row(M::POST, "/api/v1/tokens", vec![case(api_signed_in(201)).json(r#"{"name": "api token $U"}"#)]),
+        row(
+            M::DELETE,
+            "/api/v1/tokens/{id}",
+            vec![
+                case(api_signed_in(204)).on("own", &[FreshOwnToken]),
+                case(others_token(401, 204)).on("someone else's", &[FreshOtherToken]),
+            ],
+        ),
+        // Categories.
+        row(M::GET, "/api/v1/categories", vec![case(EVERYONE_200)]),
+        row(
+            M::POST,
+            "/api/v1/categories",
+            vec![
+                case(api_admin(201)).on("top level", &[]).json(r#"{"name": "top $U"}"#),
+                case(manage_c(401, 201)).on("below C", &[]).json(r#"{"name": "child $U", "parent_id": $C}"#),
+                case(only_admin_sees_d(401, 201))
+                    .on("below D", &[])
+                    .json(r#"{"name": "child $U", "parent_id": $D}"#),
+            ],
+        ),
+        row(
+            M::GET,
+            "/api/v1/categories/{id}",
+            vec![
+                case([401, 404, 200, 200, 200, 200, 200]).on("C", &[Category(C)]),
+                case(only_admin_sees_d(401, 200)).on("D", &[Category(D)]),
+            ],
+        ),
+        row(
+            M::PATCH,
+            "/api/v1/categories/{id}",
+            vec![
+                case(manage_c(401, 200)).on("C", &[Category(C)]).json(r#"{"description": "changed $U"}"#),
+                case(only_admin_sees_d(401, 200))
+                    .on("D", &[Category(D)])
+                    .json(r#"{"description": "changed $U"}"#),
+            ],
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/categories/{id}",
+            vec![
+                case(api_admin(204)).on("below C", &[FreshChild(C)]),
+                case(api_admin(204)).on("below D", &[FreshChild(D)]),
+            ],
+        ),
+        row(
+            M::GET,
+            "/api/v1/categories/{id}/grants",
+            vec![
+                case(manage_c(401, 200)).on("C", &[Category(C)]),
+                case(only_admin_sees_d(401, 200)).on("D", &[Category(D)]),
+            ],
+        ),
+        row(
+            M::PUT,
+            "/api/v1/categories/{id}/grants",
+            vec![
+                case(manage_c(401, 204))
+                    .on("below C", &[FreshChild(C)])
+                    .json(r#"[{"username": "bystander", "role": "view"}]"#),
+                case(only_admin_sees_d(401, 204))
+                    .on("below D", &[FreshChild(D)])
+                    .json(r#"[{"username": "bystander", "role": "view"}]"#),
+            ],
+        ),
+        row(
+            M::GET,
+            "/api/v1/categories/{id}/access",
+            vec![
+                case(manage_c(401, 200)).on("C", &[Category(C)]),
+                case(only_admin_sees_d(401, 200)).on("D", &[Category(D)]),
+            ],
+        ),
+        // Identity, audit, description.
+        row(M::GET, "/api/v1/me", vec![case(api_signed_in(200))]),
+        row(M::GET, "/api/v1/audit", vec![case(api_admin(200))]),
+        row(M::GET, "/api/v1/openapi.json", vec![case(EVERYONE_200)]),
+    ]
+}
+
+/// Everything the table refers to, made once.
+struct Fixture {
+    server: Server,
+    admin: common::Api,
+    admin_session: Session,
+    sessions: Vec<Option<Session>>,
+    tokens: Vec<Option<String>>,
+    token_ids: Vec<Option<i64>>,
+    bystander_token: String,
+    bystander_token_id: i64,
+    bystander: i64,
+    c: i64,
+    d: i64,
+    spare_group: i64,
+    grant_c: i64,
+    grant_d: i64,
+    setup_token: String,
+    /// The anonymous browser's pre-session cookie and csrf value.
+    form: (String, String),
+    uniq: AtomicU64,
+}
+
+fn id_of(v: &Value) -> i64 {
+    v["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let server = Server::start();
+        let setup_url = server.setup_url().expect("a fresh server prints its setup link");
+        let setup_token = setup_url.split_once("token=").expect("token in setup link").1.to_string();
+        server.add_user("ada", true);
+        for name in USERS.iter().flatten().filter(|n| **n != "ada") {
+            server.add_user(name, false);
+        }
+        server.add_user(BYSTANDER, false);
+        server.add_user("probe", false);
+        let tokens: Vec<Option<String>> = USERS.iter().map(|u| u.map(|n| server.token(n))).collect();
+        let bystander_token = server.token(BYSTANDER);
+        let admin = server.api(tokens[ADMIN].as_deref().expect("admin token"));
+
+        let c = id_of(
+            &admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Science"})), 201).await,
+        );
+        let d = id_of(
+            &admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Staff room"})), 201).await,
+        );
+        let mut groups = Vec::new();
+        for name in ["viewers", "editors", "spare"] {
+            groups.push(id_of(
+                &admin.call(Method::POST, "/api/v1/groups", Some(&json!({ "name": name })), 201).await,
+            ));
+        }
+        let (viewers, editors, spare_group) = (groups[0], groups[1], groups[2]);
+        for (g, who) in [(viewers, "vera"), (editors, "edith")] {
+            admin
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/groups/{g}/members"),
+                    Some(&json!({ "username": who })),
+                    204,
+                )
+                .await;
+        }
+        let grants_c = json!([
+            {"group_id": viewers, "role": "view"},
+            {"username": "conrad", "role": "contribute"},
+            {"group_id": editors, "role": "edit"},
+            {"username": "manon", "role": "manage"},
+            {"username": BYSTANDER, "role": "view"},
+        ]);
+        admin.call(Method::PUT, &format!("/api/v1/categories/{c}/grants"), Some(&grants_c), 204).await;
+        let grants_d = json!([{"username": BYSTANDER, "role": "view"}]);
+        admin.call(Method::PUT, &format!("/api/v1/categories/{d}/grants"), Some(&grants_d), 204).await;
+        let bystander_grant = |list: Value| {
+            list.as_array()
+                .and_then(|l| l.iter().find(|g| g["grantee_name"] == BYSTANDER))
+                .map(id_of)
+                .expect("bystander's grant")
+        };
+        let grant_c = bystander_grant(admin.get_json(&format!("/api/v1/categories/{c}/grants")).await);
+        let grant_d = bystander_grant(admin.get_json(&format!("/api/v1/categories/{d}/grants")).await);
+        let bystander = admin
+            .get_json("/api/v1/users?q=bystander")
+            .await
+            .as_array()
+            .and_then(|l| l.iter().find(|u| u["username"] == BYSTANDER).map(id_of))
+            .expect("bystander id");
+
+        let mut sessions = Vec::new();
+        let mut token_ids = Vec::new();
+        for (user, token) in USERS.iter().zip(&tokens) {
+            match (user, token) {
+                (Some(name), Some(token)) => {
+                    sessions.push(Some(server.sign_in(name, PASSWORD).await));
+                    let own = server.api(token).get_json("/api/v1/tokens").await;
+                    token_ids.push(own.as_array().and_then(|l| l.first()).map(id_of));
+                }
+                _ => {
+                    sessions.push(None);
+                    token_ids.push(None);
+                }
+            }
+        }
+        let bystander_token_id = id_of(&server.api(&bystander_token).get_json("/api/v1/tokens").await[0]);
+        let admin_session = sessions[ADMIN].clone().expect("admin session");
+        let form = server.form_cookie().await;
+        Fixture {
+            server,
+            admin,
+            admin_session,
+            sessions,
+            tokens,
+            token_ids,
+            bystander_token,
+            bystander_token_id,
+            bystander,
+            c,
+            d,
+            spare_group,
+            grant_c,
+            grant_d,
+            setup_token,
+            form,
+            uniq: AtomicU64::new(1),
+        }
+    }
+
+    fn cat(&self, c: Cat) -> i64 {
+        match c {
+            Cat::C => self.c,
+            Cat::D => self.d,
+        }
+    }
+
+    fn subst(&self, s: &str) -> String {
+        let mut out = s
+            .replace("$PW2", PASSWORD2)
+            .replace("$PW", PASSWORD)
+            .replace("$SETUP", &self.setup_token)
+            .replace("$C", &self.c.to_string())
+            .replace("$D", &self.d.to_string());
+        while out.contains("$U") {
+            out = out.replacen("$U", &self.uniq.fetch_add(1, Ordering::SeqCst).to_string(), 1);
+        }
+        out
+    }
+
+    async fn fresh_group(&self) -> i64 {
+        let body = json!({"name": self.subst("temp group $U")});
+        id_of(&self.admin.call(Method::POST, "/api/v1/groups", Some(&body), 201).await)
+    }
+
+    async fn fresh_user(&self) -> (i64, String) {
+        let name = self.subst("temp-$U");
+        let body = json!({"username": name, "password": PASSWORD, "must_change_password": false});
+        (id_of(&self.admin.call(Method::POST, "/api/v1/users", Some(&body), 201).await), name)
+    }
+
+    async fn fresh_token(&self, token: &str) -> i64 {
+        let body = json!({"name": self.subst("temp token $U")});
+        id_of(&self.server.api(token).call(Method::POST, "/api/v1/tokens", Some(&body), 201).await)
+    }
+
+    async fn resolve(&self, p: P, persona: usize) -> Vec<String> {
+        let one = |v: i64| vec![v.to_string()];
+        match p {
+            P::Category(c) => one(self.cat(c)),
+            P::Group => one(self.spare_group),
+            P::User => one(self.bystander),
+            P::Grant(Cat::C) => one(self.grant_c),
+            P::Grant(Cat::D) => one(self.grant_d),
+            P::OwnToken => one(self.token_ids[persona].unwrap_or(self.bystander_token_id)),
+            P::OtherToken => one(self.bystander_token_id),
+            P::FreshGrant(c) => {
+                let cat = self.cat(c);
+                let g = self.fresh_group().await;
+                let res = self
+                    .send_form(
+                        &self.admin_session,
+                        &format!("/categories/{cat}/access"),
+                        &[("group_id", &g.to_string()), ("role", "view")],
+                    )
+                    .await;
+                assert_eq!(res.status().as_u16(), 303, "admin grants a throwaway group on {c:?}");
+                let grants = self.admin.get_json(&format!("/api/v1/categories/{cat}/grants")).await;
+                let found = grants
+                    .as_array()
+                    .and_then(|l| l.iter().find(|x| x["grantee"]["group"].as_i64() == Some(g)))
+                    .map(id_of)
+                    .unwrap_or_else(|| panic!("grant of group {g} in {grants}"));
+                one(found)
+            }
+            P::FreshGroup => one(self.fresh_group().await),
+            P::FreshOwnToken => {
+                let token = self.tokens[persona].as_deref().unwrap_or(&self.bystander_token);
+                one(self.fresh_token(token).await)
+            }
+            P::FreshOtherToken => one(self.fresh_token(&self.bystander_token).await),
+            P::FreshSession => {
+                let (id, name) = self.fresh_user().await;
+                self.server.sign_in(&name, PASSWORD).await;
+                let list = self.admin.get_json(&format!("/api/v1/users/{id}/sessions")).await;
+                one(list
+                    .as_array()
+                    .and_then(|l| l.first())
+                    .map(id_of)
+                    .expect("the throwaway account's session"))
+            }
+            P::FreshUser => one(self.fresh_user().await.0),
+            P::FreshChild(c) => {
+                let body = json!({"name": self.subst("temp category $U"), "parent_id": self.cat(c)});
+                one(id_of(&self.admin.call(Method::POST, "/api/v1/categories", Some(&body), 201).await))
+            }
+            P::FreshMembership => {
+                let g = self.fresh_group().await;
+                let body = json!({ "username": BYSTANDER });
+                self.admin.call(Method::POST, &format!("/api/v1/groups/{g}/members"), Some(&body), 204).await;
+                vec![g.to_string(), self.bystander.to_string()]
+            }
+        }
+    }
+
+    async fn send_form(&self, session: &Session, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &session.csrf));
+        http()
+            .post(self.server.url(path))
+            .header("Cookie", session.cookie_header())
+            .header("Origin", &self.server.base)
+            .form(&form)
+            .send()
+            .await
+            .expect("POST form")
+    }
+
+    /// One call as one persona; the status and the `Location`.
+    async fn call(&self, r: &Row, c: &Case, persona: usize) -> (String, u16, String) {
+        let mut values = Vec::new();
+        for p in &c.params {
+            values.extend(self.resolve(*p, persona).await);
+        }
+        let mut path = String::new();
+        let mut values = values.into_iter();
+        for (i, seg) in r.path.split('/').enumerate() {
+            if i > 0 {
+                path.push('/');
+            }
+            if seg.starts_with('{') {
+                path.push_str(&values.next().unwrap_or_else(|| panic!("{} needs more parameters", r.path)));
+            } else {
+                path.push_str(seg);
+            }
+        }
+        assert!(values.next().is_none(), "{}: too many parameters", r.path);
+        if !c.query.is_empty() {
+            path = format!("{path}?{}", self.subst(c.query));
+        }
+        let cred = c.cred.unwrap_or(if r.path.starts_with("/api/") { Cred::Token } else { Cred::Session });
+        let session = match (USERS[persona], cred) {
+            (Some(name), Cred::Session) if c.fresh_session => Some(self.server.sign_in(name, PASSWORD).await),
+            (Some(_), Cred::Session) => self.sessions[persona].clone(),
+            _ => None,
+        };
+        let mut req = http().request(r.method.clone(), self.server.url(&path));
+        if r.method != Method::GET {
+            req = req.header("Origin", &self.server.base);
+        }
+        let mut csrf = None;
+        match (&session, cred) {
+            (Some(s), _) => {
+                req = req.header("Cookie", s.cookie_header()).header("X-CSRF-Token", &s.csrf);
+                csrf = Some(s.csrf.clone());
+            }
+            (None, Cred::Token) => {
+                if let Some(t) = &self.tokens[persona] {
+                    req = req.bearer_auth(t);
+                }
+            }
+            (None, Cred::Session) => {
+                // Anonymous browser: the pre-session form cookie makes its forms valid.
+                req = req.header("Cookie", format!("reelbox_form={}", self.form.0));
+                csrf = Some(self.form.1.clone());
+            }
+        }
+        match c.body {
+            Body::None => {}
+            Body::Form(fields) => {
+                let mut form: Vec<(String, String)> =
+                    fields.iter().map(|(k, v)| (k.to_string(), self.subst(v))).collect();
+                form.push(("csrf".into(), csrf.clone().unwrap_or_default()));
+                req = req.form(&form);
+            }
+            Body::Json(text) => {
+                req = req.header("Content-Type", "application/json").body(self.subst(text));
+            }
+        }
+        let res = req.send().await.unwrap_or_else(|e| panic!("{} {path}: {e}", r.method));
+        let status = res.status().as_u16();
+        let to = location(&res);
+        if c.revert_password && status == 303 {
+            if let Some(s) = &session {
+                let back = self
+                    .send_form(
+                        s,
+                        "/account/password",
+                        &[("current", PASSWORD2), ("new", PASSWORD), ("confirm", PASSWORD)],
+                    )
+                    .await;
+                assert_eq!(back.status().as_u16(), 303, "{}: password changed back", PERSONAS[persona]);
+            }
+        }
+        (path, status, to)
+    }
+}
+
+fn declared() -> BTreeSet<(String, String)> {
+    reelbox::web::endpoints().iter().map(|e| (e.method.as_str().to_string(), e.path.to_string())).collect()
+}
+
+#[test]
+fn table_covers_exactly_the_declared_routes() {
+    let declared = declared();
+    let listed: Vec<(String, String)> =
+        table().iter().map(|r| (r.method.as_str().to_string(), r.path.to_string())).collect();
+    let listed_set: BTreeSet<(String, String)> = listed.iter().cloned().collect();
+    assert_eq!(listed.len(), listed_set.len(), "a route is listed twice in the matrix");
+    let missing: Vec<_> = declared.difference(&listed_set).collect();
+    let stale: Vec<_> = listed_set.difference(&declared).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a row in the authorization matrix (add one to tests/authz_matrix.rs): {missing:?}"
+    );
+    assert!(stale.is_empty(), "rows for routes that no longer exist: {stale:?}");
+    for r in table() {
+        assert!(!r.cases.is_empty(), "{} {} has no case", r.method, r.path);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_persona_as_the_table_says() {
+    let fx = Fixture::new().await;
+    let table = table();
+    let declared = declared();
+    let mut failures = Vec::new();
+    let mut calls = 0;
+    for r in &table {
+        if !declared.contains(&(r.method.as_str().to_string(), r.path.to_string())) {
+            continue; // reported by table_covers_exactly_the_declared_routes
+        }
+        for c in &r.cases {
+            for persona in 0..PERSONAS.len() {
+                let (path, status, to) = fx.call(r, c, persona).await;
+                calls += 1;
+                let expected = c.expect[persona];
+                let label = format!(
+                    "{} {} [{}]{} as {}",
+                    r.method,
+                    r.path,
+                    path,
+                    if c.what.is_empty() { String::new() } else { format!(" ({})", c.what) },
+                    PERSONAS[persona]
+                );
+                if status != expected {
+                    failures.push(format!("{label}: expected {expected}, got {status} (Location: {to:?})"));
+                } else if persona == 0 && status == 303 && r.path != "/login" && !to.starts_with("/login") {
+                    failures.push(format!("{label}: anonymous visitors must be sent to /login, not {to:?}"));
+                }
+            }
+        }
+    }
+    assert!(calls > 300, "the matrix made only {calls} calls");
+    assert!(
+        failures.is_empty(),
+        "{} of {calls} calls answered unexpectedly:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -1,0 +1,307 @@
+//! A small W3C WebDriver client over reqwest: just the commands a person's actions need
+//! (open a page, type, click, read, press a key, take a screenshot).
+//!
+//! Why not fantoccini: with its default features off (no TLS stack) it offers no HTTP connector,
+//! and building one needs `hyper-util` as a direct dependency. Plain JSON over loopback HTTP is
+//! all chromedriver needs, and reqwest is already here.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The W3C key for element references in WebDriver JSON.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// WebDriver's code for the Tab key.
+pub const TAB: &str = "\u{E004}";
+/// How long to wait for a page or an element before giving up.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// An element on the current page of one browser.
+#[derive(Debug, Clone)]
+pub struct Element(String);
+
+/// One browser (one WebDriver session with its own profile directory).
+pub struct Browser {
+    pub name: &'static str,
+    http: reqwest::Client,
+    session_url: String,
+    app_base: String,
+    /// Removed after the session is gone.
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Start a headless Chromium through chromedriver at `driver_url`, with a fresh profile.
+    pub async fn start(
+        driver_url: &str,
+        chromium: &Path,
+        name: &'static str,
+        app_base: &str,
+    ) -> Result<Browser> {
+        let profile = tempfile::Builder::new()
+            .prefix("reelbox-chromium-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a profile directory for the {name} browser: {e}"))?;
+        let args = [
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--no-first-run".into(),
+            "--no-default-browser-check".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            // Loopback only: never route through a proxy from the environment.
+            "--no-proxy-server".into(),
+            "--window-size=1280,900".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let capabilities = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "pageLoadStrategy": "normal",
+                    "timeouts": { "implicit": 0, "pageLoad": 30_000, "script": 10_000 },
+                    "goog:chromeOptions": { "binary": chromium.display().to_string(), "args": args },
+                }
+            }
+        });
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let value = send(&http, Method::POST, &format!("{driver_url}/session"), Some(capabilities))
+            .await
+            .map_err(|e| {
+                format!(
+                    "chromedriver could not start Chromium ({}) for the {name} browser: {e}",
+                    chromium.display()
+                )
+            })?;
+        let id = value["sessionId"]
+            .as_str()
+            .ok_or_else(|| format!("chromedriver answered a new session without an id: {value}"))?;
+        Ok(Browser {
+            name,
+            http,
+            session_url: format!("{driver_url}/session/{id}"),
+            app_base: app_base.trim_end_matches('/').to_string(),
+            _profile: profile,
+        })
+    }
+
+    /// End the session (Chromium exits).
+    pub async fn quit(self) -> Result<()> {
+        send(&self.http, Method::DELETE, &self.session_url, None).await.map(|_| ())
+    }
+
+    async fn cmd(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        send(&self.http, method, &format!("{}{path}", self.session_url), body)
+            .await
+            .map_err(|e| format!("[{} browser] {e}", self.name))
+    }
+
+    /// Open a path of the app (or a full URL).
+    pub async fn goto(&self, path_or_url: &str) -> Result<()> {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_string()
+        } else {
+            format!("{}{path_or_url}", self.app_base)
+        };
+        self.cmd(Method::POST, "/url", Some(json!({ "url": url }))).await.map(|_| ())
+    }
+
+    pub async fn refresh(&self) -> Result<()> {
+        self.cmd(Method::POST, "/refresh", None).await.map(|_| ())
+    }
+
+    pub async fn current_url(&self) -> Result<String> {
+        let v = self.cmd(Method::GET, "/url", None).await?;
+        v.as_str().map(str::to_string).ok_or_else(|| format!("current URL is not a string: {v}"))
+    }
+
+    /// The current path without the query, e.g. `/admin/users/2`.
+    pub async fn current_path(&self) -> Result<String> {
+        Ok(path_of(&self.current_url().await?))
+    }
+
+    /// Wait until the current path satisfies `want`, and return it.
+    pub async fn wait_for_path(&self, what: &str, want: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let path = self.current_path().await?;
+            if want(&path) {
+                return Ok(path);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "[{} browser] expected to be on {what}, but still on {} after {PATIENCE:?}; the page says:\n{}",
+                    self.name,
+                    self.current_url().await.unwrap_or(path),
+                    self.page_text().await.unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn find_by(&self, using: &str, value: &str) -> Result<Option<Element>> {
+        let body = json!({ "using": using, "value": value });
+        match send(&self.http, Method::POST, &format!("{}/element", self.session_url), Some(body)).await {
+            Ok(v) => element_of(&v).map(Some),
+            Err(e) if e.contains("no such element") => Ok(None),
+            Err(e) => Err(format!("[{} browser] {e}", self.name)),
+        }
+    }
+
+    async fn wait_find(&self, using: &str, value: &str) -> Result<Element> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(el) = self.find_by(using, value).await? {
+                return Ok(el);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "[{} browser] no element matches {using} `{value}` on {} after {PATIENCE:?}; the page says:\n{}",
+                    self.name,
+                    self.current_url().await.unwrap_or_default(),
+                    self.page_text().await.unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The first element matching a CSS selector, waiting for it to appear.
+    pub async fn find(&self, css: &str) -> Result<Element> {
+        self.wait_find("css selector", css).await
+    }
+
+    /// The first element matching an XPath expression, waiting for it to appear.
+    pub async fn find_xpath(&self, xpath: &str) -> Result<Element> {
+        self.wait_find("xpath", xpath).await
+    }
+
+    /// The first element matching an XPath expression now, if any (no waiting).
+    pub async fn try_find_xpath(&self, xpath: &str) -> Result<Option<Element>> {
+        self.find_by("xpath", xpath).await
+    }
+
+    pub async fn click(&self, el: &Element) -> Result<()> {
+        self.cmd(Method::POST, &format!("/element/{}/click", el.0), None).await.map(|_| ())
+    }
+
+    pub async fn text(&self, el: &Element) -> Result<String> {
+        let v = self.cmd(Method::GET, &format!("/element/{}/text", el.0), None).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn is_selected(&self, el: &Element) -> Result<bool> {
+        let v = self.cmd(Method::GET, &format!("/element/{}/selected", el.0), None).await?;
+        v.as_bool().ok_or_else(|| format!("`selected` is not a boolean: {v}"))
+    }
+
+    pub async fn attr(&self, el: &Element, name: &str) -> Result<Option<String>> {
+        let v = self.cmd(Method::GET, &format!("/element/{}/attribute/{name}", el.0), None).await?;
+        Ok(v.as_str().map(str::to_string))
+    }
+
+    /// Type into a field the way a person would: focus it, clear it, type.
+    pub async fn fill(&self, css: &str, text: &str) -> Result<()> {
+        let el = self.find(css).await?;
+        self.cmd(Method::POST, &format!("/element/{}/clear", el.0), None).await?;
+        self.cmd(Method::POST, &format!("/element/{}/value", el.0), Some(json!({ "text": text }))).await?;
+        Ok(())
+    }
+
+    /// Click the button labelled exactly `label`.
+    pub async fn click_button(&self, label: &str) -> Result<()> {
+        let el = self.find_xpath(&format!("//button[normalize-space()={}]", xpath_literal(label))).await?;
+        self.click(&el).await
+    }
+
+    /// Click the link labelled exactly `label` inside the element matched by `within` (XPath).
+    pub async fn click_link(&self, within: &str, label: &str) -> Result<()> {
+        let el = self.find_xpath(&format!("{within}//a[normalize-space()={}]", xpath_literal(label))).await?;
+        self.click(&el).await
+    }
+
+    /// Everything the page shows, as text.
+    pub async fn page_text(&self) -> Result<String> {
+        let body = self.find("body").await?;
+        self.text(&body).await
+    }
+
+    /// The element that has keyboard focus.
+    pub async fn active_element(&self) -> Result<Element> {
+        let v = self.cmd(Method::GET, "/element/active", None).await?;
+        element_of(&v)
+    }
+
+    /// Press and release one key on the keyboard (e.g. [`TAB`]).
+    pub async fn press_key(&self, key: &str) -> Result<()> {
+        let actions = json!({ "actions": [{
+            "type": "key",
+            "id": "keyboard",
+            "actions": [{ "type": "keyDown", "value": key }, { "type": "keyUp", "value": key }],
+        }]});
+        self.cmd(Method::POST, "/actions", Some(actions)).await?;
+        self.cmd(Method::DELETE, "/actions", None).await.map(|_| ())
+    }
+
+    /// Save a PNG of the viewport.
+    pub async fn screenshot(&self, to: &Path) -> Result<()> {
+        let v = self.cmd(Method::GET, "/screenshot", None).await?;
+        let b64 = v.as_str().ok_or_else(|| format!("screenshot is not a string: {v}"))?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("screenshot is not base64: {e}"))?;
+        std::fs::write(to, png).map_err(|e| format!("cannot write {}: {e}", to.display()))
+    }
+}
+
+/// One WebDriver command; an error answer becomes `Err("<error>: <first line of message>")`.
+pub async fn send(http: &reqwest::Client, method: Method, url: &str, body: Option<Value>) -> Result<Value> {
+    let what = format!("{method} {url}");
+    let mut req = http.request(method.clone(), url);
+    match body {
+        Some(b) => req = req.json(&b),
+        None if method == Method::POST => req = req.json(&json!({})),
+        None => {}
+    }
+    let res = req.send().await.map_err(|e| format!("{what}: {e}"))?;
+    let status = res.status();
+    let mut v: Value = res.json().await.map_err(|e| format!("{what}: answer is not JSON ({status}): {e}"))?;
+    if !status.is_success() {
+        let error = v["value"]["error"].as_str().unwrap_or("error");
+        let message = v["value"]["message"].as_str().unwrap_or_default().lines().next().unwrap_or_default();
+        return Err(format!("{what}: {error}: {message}"));
+    }
+    Ok(v["value"].take())
+}
+
+fn element_of(v: &Value) -> Result<Element> {
+    v[ELEMENT_KEY]
+        .as_str()
+        .map(|id| Element(id.to_string()))
+        .ok_or_else(|| format!("not an element reference: {v}"))
+}
+
+/// `http://host:port/a/b?c` → `/a/b`.
+pub fn path_of(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    path.split(['?', '#']).next().unwrap_or("/").to_string()
+}
+
+/// A string as an XPath literal (labels here never hold both quote kinds).
+fn xpath_literal(s: &str) -> String {
+    if s.contains('\'') { format!("\"{s}\"") } else { format!("'{s}'") }
+}
