@@ -295,14 +295,13 @@ impl Config {
                 format!("`{}` is not HOST:PORT; use for example `127.0.0.1:8080` or `[::]:443`", self.listen),
             ));
         }
-        if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+        if let Some(url) = &self.public_url
+            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/')) {
                 return Err(bad(
                     "public_url",
                     format!("`{url}` must start with http:// or https:// and have no trailing slash"),
                 ));
             }
-        }
         if self.sessions.idle_timeout_minutes == 0 {
             return Err(bad("sessions.idle_timeout_minutes", "must be at least 1"));
         }

@@ -55,11 +55,15 @@ enum P {
     FreshOtherToken,
     /// A session of a throwaway account.
     FreshSession,
+    /// Two parameters: a throwaway account and its session.
+    FreshUserSession,
     FreshUser,
     /// A new empty category below the given one (inherits its grants).
     FreshChild(Cat),
     /// Two parameters: a throwaway group and the bystander, who is a member of it.
     FreshMembership,
+    /// The same, the other way round: the bystander and the throwaway group.
+    FreshMembershipOfUser,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -265,6 +269,132 @@ fn table() -> Vec<Row> {
         // Administration pages.
         row(M::GET, "/admin", vec![case(PAGE_ADMIN)]),
         row(M::GET, "/admin/audit.csv", vec![case(PAGE_ADMIN)]),
+        row(M::GET, "/admin/audit", vec![case(PAGE_ADMIN)]),
+        // Administration: people.
+        row(M::GET, "/admin/users", vec![case(PAGE_ADMIN)]),
+        row(
+            M::POST,
+            "/admin/users",
+            vec![case(PAGE_ADMIN_POST).form(&[("username", "adm-$U"), ("password", "$PW")])],
+        ),
+        row(M::GET, "/admin/users/{id}", vec![case(PAGE_ADMIN).on("", &[User])]),
+        row(
+            M::POST,
+            "/admin/users/{id}",
+            vec![
+                case(PAGE_ADMIN_POST)
+                    .on("", &[User])
+                    .form(&[("display_name", "By Stander $U"), ("email", "")]),
+            ],
+        ),
+        row(M::GET, "/admin/users/{id}/disable", vec![case(PAGE_ADMIN).on("", &[User])]),
+        row(M::POST, "/admin/users/{id}/disable", vec![case(PAGE_ADMIN_POST).on("", &[FreshUser]).form(&[])]),
+        row(M::POST, "/admin/users/{id}/enable", vec![case(PAGE_ADMIN_POST).on("", &[FreshUser]).form(&[])]),
+        row(M::POST, "/admin/users/{id}/admin", vec![case(PAGE_ADMIN_POST).on("", &[FreshUser]).form(&[])]),
+        row(M::GET, "/admin/users/{id}/unadmin", vec![case(PAGE_ADMIN).on("", &[User])]),
+        row(M::POST, "/admin/users/{id}/unadmin", vec![case(PAGE_ADMIN_POST).on("", &[FreshUser]).form(&[])]),
+        row(
+            M::POST,
+            "/admin/users/{id}/password",
+            vec![case(PAGE_ADMIN_POST).on("", &[FreshUser]).form(&[("password", "quiet harbour lantern")])],
+        ),
+        row(M::POST, "/admin/users/{id}/unlock", vec![case(PAGE_ADMIN_POST).on("", &[User]).form(&[])]),
+        row(M::GET, "/admin/users/{id}/sessions/end", vec![case(PAGE_ADMIN).on("", &[User])]),
+        row(
+            M::POST,
+            "/admin/users/{id}/sessions/end",
+            vec![case(PAGE_ADMIN_POST).on("", &[FreshUser]).form(&[])],
+        ),
+        row(
+            M::GET,
+            "/admin/users/{id}/sessions/{sid}/end",
+            vec![case(PAGE_ADMIN).on("", &[FreshUserSession])],
+        ),
+        row(
+            M::POST,
+            "/admin/users/{id}/sessions/{sid}/end",
+            vec![case(PAGE_ADMIN_POST).on("", &[FreshUserSession]).form(&[])],
+        ),
+        row(
+            M::POST,
+            "/admin/users/{id}/groups",
+            vec![case(PAGE_ADMIN_POST).on("", &[User]).form(&[("group_id", "$G")])],
+        ),
+        row(
+            M::GET,
+            "/admin/users/{id}/groups/{gid}/remove",
+            vec![case(PAGE_ADMIN).on("", &[FreshMembershipOfUser])],
+        ),
+        row(
+            M::POST,
+            "/admin/users/{id}/groups/{gid}/remove",
+            vec![case(PAGE_ADMIN_POST).on("", &[FreshMembershipOfUser]).form(&[])],
+        ),
+        // Administration: groups.
+        row(M::GET, "/admin/groups", vec![case(PAGE_ADMIN)]),
+        row(M::POST, "/admin/groups", vec![case(PAGE_ADMIN_POST).form(&[("name", "admin group $U")])]),
+        row(M::GET, "/admin/groups/{id}", vec![case(PAGE_ADMIN).on("", &[Group])]),
+        row(
+            M::POST,
+            "/admin/groups/{id}",
+            vec![
+                case(PAGE_ADMIN_POST)
+                    .on("", &[Group])
+                    .form(&[("name", "spare"), ("description", "renamed $U")]),
+            ],
+        ),
+        row(
+            M::POST,
+            "/admin/groups/{id}/members",
+            vec![case(PAGE_ADMIN_POST).on("", &[Group]).form(&[("username", BYSTANDER)])],
+        ),
+        row(
+            M::GET,
+            "/admin/groups/{id}/members/{user_id}/remove",
+            vec![case(PAGE_ADMIN).on("", &[FreshMembership])],
+        ),
+        row(
+            M::POST,
+            "/admin/groups/{id}/members/{user_id}/remove",
+            vec![case(PAGE_ADMIN_POST).on("", &[FreshMembership]).form(&[])],
+        ),
+        row(M::GET, "/admin/groups/{id}/delete", vec![case(PAGE_ADMIN).on("", &[Group])]),
+        row(
+            M::POST,
+            "/admin/groups/{id}/delete",
+            vec![case(PAGE_ADMIN_POST).on("", &[FreshGroup]).form(&[])],
+        ),
+        // Administration: categories (C is top level; the form states every field).
+        row(M::GET, "/admin/categories", vec![case(PAGE_ADMIN)]),
+        row(M::POST, "/admin/categories", vec![case(PAGE_ADMIN_POST).form(&[("name", "admin category $U")])]),
+        row(
+            M::GET,
+            "/admin/categories/{id}",
+            vec![case(PAGE_ADMIN).on("C", &[Category(C)]), case(PAGE_ADMIN).on("D", &[Category(D)])],
+        ),
+        row(
+            M::POST,
+            "/admin/categories/{id}",
+            vec![case(PAGE_ADMIN_POST).on("C", &[Category(C)]).form(&[
+                ("name", "Science"),
+                ("description", "updated $U"),
+                ("parent_id", ""),
+            ])],
+        ),
+        row(M::GET, "/admin/categories/{id}/delete", vec![case(PAGE_ADMIN).on("", &[Category(C)])]),
+        row(
+            M::POST,
+            "/admin/categories/{id}/delete",
+            vec![case(PAGE_ADMIN_POST).on("", &[FreshChild(C)]).form(&[])],
+        ),
+        // Administration: API tokens.
+        row(M::GET, "/admin/tokens", vec![case(PAGE_ADMIN)]),
+        row(M::GET, "/admin/tokens/{id}/revoke", vec![case(PAGE_ADMIN).on("", &[OtherToken])]),
+        row(
+            M::POST,
+            "/admin/tokens/{id}/revoke",
+            vec![case(PAGE_ADMIN_POST).on("", &[FreshOtherToken]).form(&[])],
+        ),
         // Operations: loopback may read metrics without credentials, a non-admin token may not.
         row(M::GET, "/healthz", vec![case(EVERYONE_200)]),
         row(
@@ -540,6 +670,7 @@ impl Fixture {
             .replace("$PW2", PASSWORD2)
             .replace("$PW", PASSWORD)
             .replace("$SETUP", &self.setup_token)
+            .replace("$G", &self.spare_group.to_string())
             .replace("$C", &self.c.to_string())
             .replace("$D", &self.d.to_string());
         while out.contains("$U") {
@@ -599,26 +730,28 @@ impl Fixture {
                 one(self.fresh_token(token).await)
             }
             P::FreshOtherToken => one(self.fresh_token(&self.bystander_token).await),
-            P::FreshSession => {
+            P::FreshSession | P::FreshUserSession => {
                 let (id, name) = self.fresh_user().await;
                 self.server.sign_in(&name, PASSWORD).await;
                 let list = self.admin.get_json(&format!("/api/v1/users/{id}/sessions")).await;
-                one(list
+                let sid = list
                     .as_array()
                     .and_then(|l| l.first())
                     .map(id_of)
-                    .expect("the throwaway account's session"))
+                    .expect("the throwaway account's session");
+                if matches!(p, P::FreshSession) { one(sid) } else { vec![id.to_string(), sid.to_string()] }
             }
             P::FreshUser => one(self.fresh_user().await.0),
             P::FreshChild(c) => {
                 let body = json!({"name": self.subst("temp category $U"), "parent_id": self.cat(c)});
                 one(id_of(&self.admin.call(Method::POST, "/api/v1/categories", Some(&body), 201).await))
             }
-            P::FreshMembership => {
+            P::FreshMembership | P::FreshMembershipOfUser => {
                 let g = self.fresh_group().await;
                 let body = json!({ "username": BYSTANDER });
                 self.admin.call(Method::POST, &format!("/api/v1/groups/{g}/members"), Some(&body), 204).await;
-                vec![g.to_string(), self.bystander.to_string()]
+                let (g, u) = (g.to_string(), self.bystander.to_string());
+                if matches!(p, P::FreshMembership) { vec![g, u] } else { vec![u, g] }
             }
         }
     }
@@ -700,17 +833,18 @@ impl Fixture {
         let res = req.send().await.unwrap_or_else(|e| panic!("{} {path}: {e}", r.method));
         let status = res.status().as_u16();
         let to = location(&res);
-        if c.revert_password && status == 303 {
-            if let Some(s) = &session {
-                let back = self
-                    .send_form(
-                        s,
-                        "/account/password",
-                        &[("current", PASSWORD2), ("new", PASSWORD), ("confirm", PASSWORD)],
-                    )
-                    .await;
-                assert_eq!(back.status().as_u16(), 303, "{}: password changed back", PERSONAS[persona]);
-            }
+        if c.revert_password
+            && status == 303
+            && let Some(s) = &session
+        {
+            let back = self
+                .send_form(
+                    s,
+                    "/account/password",
+                    &[("current", PASSWORD2), ("new", PASSWORD), ("confirm", PASSWORD)],
+                )
+                .await;
+            assert_eq!(back.status().as_u16(), 303, "{}: password changed back", PERSONAS[persona]);
         }
         (path, status, to)
     }

@@ -29,11 +29,10 @@ fn failures(conn: &Connection, column: &str, key: &str, now: Timestamp) -> Resul
 
 /// When the next attempt is allowed, given `count` failures, the first and last in the window.
 fn allowed_at(count: u32, first: Timestamp, last: Timestamp, free: u32, cap: Option<u32>, max_backoff: u32) -> Timestamp {
-    if let Some(cap) = cap {
-        if count >= cap {
+    if let Some(cap) = cap
+        && count >= cap {
             return first + WINDOW_SECS;
         }
-    }
     if count < free {
         return 0;
     }

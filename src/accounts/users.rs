@@ -165,8 +165,8 @@ fn enabled_admins_other_than(conn: &Connection, id: UserId) -> Result<i64, Accou
 
 /// Disable (ending every session and token use) or enable an account. Call inside a transaction.
 pub fn set_disabled(tx: &Connection, id: UserId, disabled: bool, now: Timestamp) -> Result<User, AccountsError> {
-    let user = require(&tx, id)?;
-    if disabled && user.is_admin && enabled_admins_other_than(&tx, id)? == 0 {
+    let user = require(tx, id)?;
+    if disabled && user.is_admin && enabled_admins_other_than(tx, id)? == 0 {
         return Err(AccountsError::Refused("this is the last enabled administrator; make someone else an administrator first"));
     }
     tx.execute(
@@ -181,8 +181,8 @@ pub fn set_disabled(tx: &Connection, id: UserId, disabled: bool, now: Timestamp)
 
 /// Make or unmake a site administrator. Call inside a transaction.
 pub fn set_admin(tx: &Connection, id: UserId, admin: bool) -> Result<User, AccountsError> {
-    let user = require(&tx, id)?;
-    if !admin && user.is_admin && enabled_admins_other_than(&tx, id)? == 0 {
+    let user = require(tx, id)?;
+    if !admin && user.is_admin && enabled_admins_other_than(tx, id)? == 0 {
         return Err(AccountsError::Refused("this is the last enabled administrator"));
     }
     tx.execute("UPDATE users SET is_admin = ?2 WHERE id = ?1", params![id, admin])?;

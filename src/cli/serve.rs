@@ -46,7 +46,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         .ok();
     let app = App::new(cfg.clone(), db.clone(), Clock::System, metrics).map_err(|e| fail(format!("bad password settings: {e}")))?;
 
-    let has_admin = app.db.read(|c| users::admin_exists(c)).await.map_err(|e| fail(format!("{e}")))?;
+    let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
     let listener = std::net::TcpListener::bind(&cfg.listen)
         .map_err(|e| fail(format!("cannot listen on {}: {e}; is another server using it? Choose another with --listen", cfg.listen)))?;
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;

@@ -247,11 +247,10 @@ impl Db {
     /// Flush and close: run `PRAGMA optimize` on the writer. Connections close when the last
     /// clone is dropped; the final close checkpoints the WAL.
     pub fn close(&self) {
-        if let Ok(conn) = self.writer.lock() {
-            if let Err(e) = conn.execute_batch("PRAGMA optimize;") {
+        if let Ok(conn) = self.writer.lock()
+            && let Err(e) = conn.execute_batch("PRAGMA optimize;") {
                 tracing::warn!(error = %e, "PRAGMA optimize at shutdown failed");
             }
-        }
     }
 }
 

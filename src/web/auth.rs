@@ -5,7 +5,7 @@
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
@@ -52,13 +52,18 @@ fn bearer(req: &ServiceRequest) -> Option<String> {
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let skip = req.path().starts_with("/static/") || req.path() == "/healthz";
     if !skip {
-        let principal = resolve(&req).await?;
+        // Refusals are answered here as responses (not `Err`), so `render_errors` formats them
+        // and the security headers are added like on any other answer.
+        let principal = match resolve(&req).await {
+            Ok(p) => p,
+            Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+        };
         req.extensions_mut().insert(principal);
     }
-    next.call(req).await
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
 }
 
 async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
@@ -274,37 +279,41 @@ fn unsafe_method(m: &Method) -> bool {
 pub async fn csrf_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    // Refusals are answered as responses (not `Err`), see `authenticate`.
+    if let Err(e) = csrf_check(&req) {
+        return Ok(req.error_response(e).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+fn csrf_check(req: &ServiceRequest) -> Result<(), WebError> {
     if unsafe_method(req.method()) {
-        if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-            if !matches!(site, "same-origin" | "none") {
-                return Err(csrf_failure().into());
+        if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok())
+            && !matches!(site, "same-origin" | "none") {
+                return Err(csrf_failure());
             }
-        }
-        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-            if !origin_allowed(&req, origin) {
-                return Err(csrf_failure().into());
+        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok())
+            && !origin_allowed(req, origin) {
+                return Err(csrf_failure());
             }
-        }
         let session_csrf = match req.extensions().get::<Principal>() {
             Some(Principal::Session(s)) => Some(s.csrf.clone()),
             _ => None,
         };
-        if let Some(expected) = session_csrf {
-            if req.path().starts_with("/api/") {
+        if let Some(expected) = session_csrf
+            && req.path().starts_with("/api/") {
                 let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
                 if !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
                     return Err(WebError::new(
                         StatusCode::FORBIDDEN,
                         "csrf-failed",
                         "API calls made with a browser session must send the X-CSRF-Token header; scripts should use an API token.",
-                    )
-                    .into());
+                    ));
                 }
             }
-        }
     }
-    next.call(req).await
+    Ok(())
 }
 
 fn origin_allowed(req: &ServiceRequest, origin: &str) -> bool {
@@ -339,7 +348,7 @@ pub async fn all_categories(app: &App) -> Result<Arc<Vec<crate::library::categor
     if let Some(hit) = app.caches.categories(generation) {
         return Ok(hit);
     }
-    let all = Arc::new(app.db.read(|c| crate::library::categories::list(c)).await?);
+    let all = Arc::new(app.db.read(crate::library::categories::list).await?);
     app.caches.put_categories(generation, all.clone());
     Ok(all)
 }

@@ -142,16 +142,10 @@ pub async fn render_errors(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let api = req.path().starts_with("/api/");
-    let http_req = req.request().clone();
-    // Errors returned by inner middleware (authentication, CSRF guard) come back as `Err`;
-    // give them the same treatment as handler errors.
-    let res = match next.call(req).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => {
-            let response = HttpResponse::from_error(e);
-            ServiceResponse::new(http_req, response).map_into_boxed_body()
-        }
-    };
+    // Inner middleware (authentication, CSRF guard) answer refusals as error responses, which
+    // arrive here like handler errors. Do not clone the request before routing: the router
+    // needs sole ownership of it (`match_info_mut`) and panics otherwise.
+    let res = next.call(req).await?;
     let Some(err) = res.response().error() else { return Ok(res.map_into_boxed_body()) };
     let web = match err.as_error::<WebError>() {
         Some(w) => w.clone(),
@@ -177,6 +171,14 @@ pub async fn render_errors(
             WebError { status, code, message, detail: err.to_string(), retry_after: None }
         }
     };
+    let mut web = web;
+    if !api && web.status == StatusCode::UNAUTHORIZED && web.code == "unauthenticated" {
+        // A page refused an anonymous visitor (e.g. a category that is not public): send them
+        // to sign in and back, as the `CurrentUser` extractor does, instead of a bare 401 page.
+        let next = res.request().uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        web.status = StatusCode::SEE_OTHER;
+        web.detail = format!("/login?next={}", urlencoding::encode(next));
+    }
     if web.status.is_redirection() {
         // A redirect carried as an error (sign in first); not worth a log line.
     } else if web.status.is_server_error() {

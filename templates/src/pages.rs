@@ -40,7 +40,7 @@ pub fn login_page(chrome: &Chrome, v: &LoginView<'_>) -> Markup {
                     input type="hidden" name="next" value=(v.next);
                     div.field {
                         label for="username" { "Username" }
-                        input #username name="username" type="text" autocomplete="username" required autofocus
+                        input #username name="username" type="text" autocomplete="username" required
                             value=(v.username) autocapitalize="none" spellcheck="false";
                     }
                     div.field {
@@ -79,7 +79,7 @@ pub fn setup_page(chrome: &Chrome, v: &SetupView<'_>) -> Markup {
                     input type="hidden" name="token" value=(v.token);
                     div.field {
                         label for="username" { "Username" }
-                        input #username name="username" type="text" autocomplete="username" required autofocus
+                        input #username name="username" type="text" autocomplete="username" required
                             value=(v.username) autocapitalize="none" spellcheck="false";
                     }
                     div.field {
@@ -354,7 +354,7 @@ pub fn password_page(chrome: &Chrome, v: &PasswordView<'_>) -> Markup {
                     (csrf_field(v.csrf))
                     div.field {
                         label for="current" { "Current password" }
-                        input #current name="current" type="password" autocomplete="current-password" required autofocus;
+                        input #current name="current" type="password" autocomplete="current-password" required;
                     }
                     div.field {
                         label for="new" { "New password" }
@@ -396,7 +396,7 @@ pub fn confirm_page(chrome: &Chrome, v: &ConfirmView<'_>) -> Markup {
                 form method="post" action=(v.action) {
                     (csrf_field(v.csrf))
                     div.actions {
-                        button.button.danger type="submit" autofocus { (v.button) }
+                        button.button.danger type="submit" { (v.button) }
                         a.button href=(v.cancel) { "Cancel" }
                     }
                 }

@@ -213,6 +213,19 @@ impl Browser {
         Ok(v.as_str().map(str::to_string))
     }
 
+    /// A DOM property, e.g. `outerHTML`.
+    pub async fn prop(&self, el: &Element, name: &str) -> Result<Option<String>> {
+        let v = self.cmd(Method::GET, &format!("/element/{}/property/{name}", el.0), None).await?;
+        Ok(v.as_str().map(str::to_string))
+    }
+
+    /// Where the element is on the page: (x, y, width, height) in CSS pixels.
+    pub async fn rect(&self, el: &Element) -> Result<(f64, f64, f64, f64)> {
+        let v = self.cmd(Method::GET, &format!("/element/{}/rect", el.0), None).await?;
+        let n = |k: &str| v[k].as_f64().ok_or_else(|| format!("element rect without `{k}`: {v}"));
+        Ok((n("x")?, n("y")?, n("width")?, n("height")?))
+    }
+
     /// Type into a field the way a person would: focus it, clear it, type.
     pub async fn fill(&self, css: &str, text: &str) -> Result<()> {
         let el = self.find(css).await?;
@@ -235,8 +248,10 @@ impl Browser {
 
     /// Everything the page shows, as text.
     pub async fn page_text(&self) -> Result<String> {
-        let body = self.find("body").await?;
-        self.text(&body).await
+        match self.find_by("css selector", "body").await? {
+            Some(body) => self.text(&body).await,
+            None => Ok(String::new()),
+        }
     }
 
     /// The element that has keyboard focus.

@@ -172,8 +172,8 @@ pub async fn change_user(app: &App, admin: &CurrentUser, id: UserId, patch: User
                 users::update_profile(&c, id, name.trim(), email.as_deref().filter(|e| !e.is_empty()))?;
                 audit::record(&c, &actor.event("user.update").target("user", id, &before.username), now)?;
             }
-            if let Some(disabled) = patch.disabled {
-                if disabled != before.disabled {
+            if let Some(disabled) = patch.disabled
+                && disabled != before.disabled {
                     if disabled && id == actor.id.unwrap_or(UserId(0)) {
                         return Err(AccountsError::Refused("you cannot disable your own account"));
                     }
@@ -181,14 +181,12 @@ pub async fn change_user(app: &App, admin: &CurrentUser, id: UserId, patch: User
                     let action = if disabled { "user.disable" } else { "user.enable" };
                     audit::record(&c, &actor.event(action).target("user", id, &before.username), now)?;
                 }
-            }
-            if let Some(admin_flag) = patch.admin {
-                if admin_flag != before.is_admin {
+            if let Some(admin_flag) = patch.admin
+                && admin_flag != before.is_admin {
                     users::set_admin(&c, id, admin_flag)?;
                     let action = if admin_flag { "user.admin-grant" } else { "user.admin-revoke" };
                     audit::record(&c, &actor.event(action).target("user", id, &before.username), now)?;
                 }
-            }
             let after = users::require(&c, id)?;
             c.commit()?;
             Ok(after)
@@ -289,7 +287,7 @@ async fn session_end(app: web::Data<App>, a: AdminUser, path: web::Path<SessionI
 }
 
 async fn group_list(app: web::Data<App>, _a: AdminUser) -> Result<HttpResponse, WebError> {
-    Ok(HttpResponse::Ok().json(app.db.read(|c| groups::list(c)).await?))
+    Ok(HttpResponse::Ok().json(app.db.read(groups::list).await?))
 }
 
 #[derive(Deserialize)]

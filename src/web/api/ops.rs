@@ -38,11 +38,10 @@ async fn healthz(app: web::Data<App>) -> HttpResponse {
 fn metrics_allowed(req: &HttpRequest, app: &App) -> bool {
     use actix_web::HttpMessage;
     let principal = req.extensions().get::<Principal>().cloned();
-    if let Some(Principal::Token { user, .. }) = &principal {
-        if user.is_admin {
+    if let Some(Principal::Token { user, .. }) = &principal
+        && user.is_admin {
             return true;
         }
-    }
     if let Some(expected) = app.config.metrics.token.expose() {
         let sent = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
         if sent.strip_prefix("Bearer ").is_some_and(|t| t == expected) {

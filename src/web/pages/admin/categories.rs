@@ -111,7 +111,7 @@ async fn render_list(
     draft: CategoryDraft<'_>,
     error: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let all = app.db.read(|c| categories::list(c)).await?;
+    let all = app.db.read(categories::list).await?;
     let depths = categories::depths(&all);
     let tree: Vec<TreeRow> = all
         .iter()

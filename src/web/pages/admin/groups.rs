@@ -67,7 +67,7 @@ async fn render_list(
     draft: Option<&GroupForm>,
     error: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let all = app.db.read(|c| groups::list(c)).await?;
+    let all = app.db.read(groups::list).await?;
     let rows: Vec<GroupRow> = all
         .into_iter()
         .map(|g| GroupRow { id: g.id.0, name: g.name, description: g.description, members: g.members })
