@@ -10,6 +10,7 @@ pub mod error;
 pub mod insights;
 pub mod library;
 pub mod ops;
+pub mod store;
 pub mod web;
 
 use std::ops::Deref;
