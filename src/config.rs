@@ -256,7 +256,8 @@ impl Config {
 
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &file {
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable { path: path.clone(), source })?;
+            std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Unreadable { path: path.clone(), source })?;
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment.merge(env_provider(&env));
@@ -296,12 +297,13 @@ impl Config {
             ));
         }
         if let Some(url) = &self.public_url
-            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/')) {
-                return Err(bad(
-                    "public_url",
-                    format!("`{url}` must start with http:// or https:// and have no trailing slash"),
-                ));
-            }
+            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/'))
+        {
+            return Err(bad(
+                "public_url",
+                format!("`{url}` must start with http:// or https:// and have no trailing slash"),
+            ));
+        }
         if self.sessions.idle_timeout_minutes == 0 {
             return Err(bad("sessions.idle_timeout_minutes", "must be at least 1"));
         }
@@ -327,7 +329,10 @@ impl Config {
             return Err(bad("limits.max_form_bytes", "must be at least 1024"));
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
-            return Err(bad("log.level", format!("`{}` is not a log filter ({e}); use e.g. `info`", self.log.level)));
+            return Err(bad(
+                "log.level",
+                format!("`{}` is not a log filter ({e}); use e.g. `info`", self.log.level),
+            ));
         }
         Ok(())
     }
@@ -389,10 +394,15 @@ impl figment::Provider for EnvVars {
                 if i + 1 == path.len() {
                     table.insert(part.clone(), value.clone());
                 } else {
-                    let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    let entry =
+                        table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
                     match entry {
                         toml::Value::Table(t) => table = t,
-                        _ => return Err(figment::Error::from(format!("{key} conflicts with another variable"))),
+                        _ => {
+                            return Err(figment::Error::from(format!(
+                                "{key} conflicts with another variable"
+                            )));
+                        }
                     }
                 }
             }
@@ -411,20 +421,15 @@ fn describe(errors: figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let key = if e.path.is_empty() { None } else { Some(e.path.join(".")) };
-            let source = e
-                .metadata
-                .as_ref()
-                .map(|m| match &m.source {
-                    Some(figment::Source::File(p)) => format!("file {}", p.display()),
-                    Some(figment::Source::Custom(s)) if m.name.contains("TOML") => format!("file {s}"),
-                    _ => m.name.to_string(),
-                });
+            let source = e.metadata.as_ref().map(|m| match &m.source {
+                Some(figment::Source::File(p)) => format!("file {}", p.display()),
+                Some(figment::Source::Custom(s)) if m.name.contains("TOML") => format!("file {s}"),
+                _ => m.name.to_string(),
+            });
             let what = match &e.kind {
-                figment::error::Kind::UnknownField(field, allowed) => format!(
-                    "unknown key `{}`; allowed keys here are: {}",
-                    field,
-                    allowed.join(", ")
-                ),
+                figment::error::Kind::UnknownField(field, allowed) => {
+                    format!("unknown key `{}`; allowed keys here are: {}", field, allowed.join(", "))
+                }
                 other => other.to_string(),
             };
             match (key, source) {
@@ -459,7 +464,9 @@ mod tests {
 
     #[test]
     fn precedence_is_file_then_env_then_flags() {
-        let f = write("listen = \"127.0.0.1:9000\"\nschool_name = \"Hillside\"\n[sessions]\nidle_timeout_minutes = 30\n");
+        let f = write(
+            "listen = \"127.0.0.1:9000\"\nschool_name = \"Hillside\"\n[sessions]\nidle_timeout_minutes = 30\n",
+        );
         let env = vec![("REELBOX_SESSIONS__IDLE_TIMEOUT_MINUTES".to_string(), "45".to_string())];
         let flags = Overrides { listen: Some("127.0.0.1:9100".into()), ..Default::default() };
         let c = Config::load_with_env(Some(f.path()), &flags, env).expect("loads").config;
@@ -518,7 +525,8 @@ mod tests {
     fn secrets_from_files_and_redacted() {
         let secret = write("s3cr3t-scrape-token\n");
         let f = write(&format!("[metrics]\ntoken_file = \"{}\"\n", secret.path().display()));
-        let c = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new()).expect("loads").config;
+        let c =
+            Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new()).expect("loads").config;
         assert_eq!(c.metrics.token.expose(), Some("s3cr3t-scrape-token"));
         let shown = c.to_redacted_toml();
         assert!(!shown.contains("s3cr3t"), "{shown}");
@@ -528,8 +536,12 @@ mod tests {
 
     #[test]
     fn missing_config_file_is_an_error() {
-        let err = Config::load_with_env(Some(Path::new("/nonexistent/reelbox.toml")), &Overrides::default(), Vec::new())
-            .expect_err("missing");
+        let err = Config::load_with_env(
+            Some(Path::new("/nonexistent/reelbox.toml")),
+            &Overrides::default(),
+            Vec::new(),
+        )
+        .expect_err("missing");
         assert!(err.to_string().contains("/nonexistent/reelbox.toml"));
     }
 }

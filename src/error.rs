@@ -48,9 +48,11 @@ impl AppError for DbError {
     }
     fn user_message(&self) -> String {
         match self.code() {
-            "disk-full" => "The server's disk is full, so nothing was saved. Please tell your IT administrator; \
+            "disk-full" => {
+                "The server's disk is full, so nothing was saved. Please tell your IT administrator; \
                             try again once space has been freed."
-                .into(),
+                    .into()
+            }
             "read-only" => "The server cannot write to its data directory right now, so nothing was saved. \
                             Please tell your IT administrator."
                 .into(),

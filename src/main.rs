@@ -11,7 +11,11 @@ fn main() -> ExitCode {
 /// Logs go to standard error (journald under systemd). `RUST_LOG` wins over the configured level.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(std::env::var("REELBOX_LOG__LEVEL").unwrap_or_else(|_| "info".into())))
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(
+                std::env::var("REELBOX_LOG__LEVEL").unwrap_or_else(|_| "info".into()),
+            )
+        })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

@@ -65,12 +65,8 @@ async fn prints_url_and_setup_link_then_stops_cleanly_on_sigterm() {
     let setup = server.setup_line.clone().expect("setup link printed when no admin exists");
     assert!(setup.trim().starts_with(&format!("{}/setup?token=", server.base)), "{setup}");
 
-    let health: serde_json::Value = reqwest::get(format!("{}/healthz", server.base))
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("json");
+    let health: serde_json::Value =
+        reqwest::get(format!("{}/healthz", server.base)).await.expect("healthz").json().await.expect("json");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["role"], "primary");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
@@ -86,7 +82,10 @@ async fn prints_url_and_setup_link_then_stops_cleanly_on_sigterm() {
     assert!(status.success(), "exit status {status:?}");
     // A clean close checkpoints the WAL into the database and removes it.
     let wal = dir.path().join("reelbox.db-wal");
-    assert!(!wal.exists() || std::fs::metadata(&wal).expect("wal").len() == 0, "WAL left behind after shutdown");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).expect("wal").len() == 0,
+        "WAL left behind after shutdown"
+    );
     let conn = rusqlite::Connection::open(dir.path().join("reelbox.db")).expect("reopen");
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");

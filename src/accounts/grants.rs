@@ -45,7 +45,8 @@ impl Role {
 impl rusqlite::types::FromSql for Role {
     fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
         let s = v.as_str()?;
-        Role::parse(s).ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown role {s:?}").into()))
+        Role::parse(s)
+            .ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown role {s:?}").into()))
     }
 }
 
@@ -77,13 +78,23 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
     let grantee = match (group, user) {
         (Some(g), _) => Grantee::Group(g),
         (None, Some(u)) => Grantee::User(u),
-        (None, None) => return Err(rusqlite::Error::InvalidColumnType(2, "grantee".into(), rusqlite::types::Type::Null)),
+        (None, None) => {
+            return Err(rusqlite::Error::InvalidColumnType(2, "grantee".into(), rusqlite::types::Type::Null));
+        }
     };
-    Ok(Grant { id: r.get(0)?, category_id: r.get(1)?, grantee, grantee_name: r.get(4)?, role: r.get(5)?, created_at: r.get(6)? })
+    Ok(Grant {
+        id: r.get(0)?,
+        category_id: r.get(1)?,
+        grantee,
+        grantee_name: r.get(4)?,
+        role: r.get(5)?,
+        created_at: r.get(6)?,
+    })
 }
 
 pub fn for_category(conn: &Connection, category: CategoryId) -> Result<Vec<Grant>, AccountsError> {
-    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE gr.category_id = ?1 ORDER BY gr.role DESC, 5"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE gr.category_id = ?1 ORDER BY gr.role DESC, 5"))?;
     let rows = stmt.query_map([category], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -96,7 +107,13 @@ fn split(grantee: Grantee) -> (Option<GroupId>, Option<UserId>) {
 }
 
 /// Give `grantee` `role` on `category`, replacing the role it had there.
-pub fn set(conn: &Connection, category: CategoryId, grantee: Grantee, role: Role, now: Timestamp) -> Result<(), AccountsError> {
+pub fn set(
+    conn: &Connection,
+    category: CategoryId,
+    grantee: Grantee,
+    role: Role,
+    now: Timestamp,
+) -> Result<(), AccountsError> {
     let (group, user) = split(grantee);
     conn.execute(
         "INSERT INTO grants (category_id, group_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -128,9 +145,8 @@ pub fn replace(
 }
 
 pub fn remove(conn: &Connection, id: GrantId) -> Result<Grant, AccountsError> {
-    let grant = conn
-        .query_row(&format!("{SELECT} WHERE gr.id = ?1"), [id], from_row)
-        .map_err(|e| match e {
+    let grant =
+        conn.query_row(&format!("{SELECT} WHERE gr.id = ?1"), [id], from_row).map_err(|e| match e {
             rusqlite::Error::QueryReturnedNoRows => AccountsError::NotFound("grant"),
             other => other.into(),
         })?;

@@ -31,10 +31,21 @@ const SELECT: &str = "SELECT g.id, g.name, g.description, g.created_at,
                       FROM groups g";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
-    Ok(Group { id: r.get(0)?, name: r.get(1)?, description: r.get(2)?, created_at: r.get(3)?, members: r.get(4)? })
+    Ok(Group {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        created_at: r.get(3)?,
+        members: r.get(4)?,
+    })
 }
 
-pub fn create(conn: &Connection, name: &str, description: &str, now: Timestamp) -> Result<Group, AccountsError> {
+pub fn create(
+    conn: &Connection,
+    name: &str,
+    description: &str,
+    now: Timestamp,
+) -> Result<Group, AccountsError> {
     super::check_name(name, 100).map_err(AccountsError::InvalidName)?;
     match conn.execute(
         "INSERT INTO groups (name, description, created_at) VALUES (?1, ?2, ?3)",
@@ -63,7 +74,10 @@ pub fn list(conn: &Connection) -> Result<Vec<Group>, AccountsError> {
 
 pub fn rename(conn: &Connection, id: GroupId, name: &str, description: &str) -> Result<Group, AccountsError> {
     super::check_name(name, 100).map_err(AccountsError::InvalidName)?;
-    match conn.execute("UPDATE groups SET name = ?2, description = ?3 WHERE id = ?1", params![id, name, description]) {
+    match conn.execute(
+        "UPDATE groups SET name = ?2, description = ?3 WHERE id = ?1",
+        params![id, name, description],
+    ) {
         Ok(0) => Err(AccountsError::NotFound("group")),
         Ok(_) => require(conn, id),
         Err(e) if is_unique_violation(&e) => Err(AccountsError::GroupNameTaken(name.into())),
@@ -79,7 +93,12 @@ pub fn delete(conn: &Connection, id: GroupId) -> Result<Group, AccountsError> {
 }
 
 /// Add a member; adding someone already in the group changes nothing. Returns true when added.
-pub fn add_member(conn: &Connection, group: GroupId, user: UserId, now: Timestamp) -> Result<bool, AccountsError> {
+pub fn add_member(
+    conn: &Connection,
+    group: GroupId,
+    user: UserId,
+    now: Timestamp,
+) -> Result<bool, AccountsError> {
     require(conn, group)?;
     super::users::require(conn, user)?;
     let n = conn.execute(
@@ -91,7 +110,9 @@ pub fn add_member(conn: &Connection, group: GroupId, user: UserId, now: Timestam
 
 pub fn remove_member(conn: &Connection, group: GroupId, user: UserId) -> Result<bool, AccountsError> {
     require(conn, group)?;
-    Ok(conn.execute("DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2", params![group, user])? == 1)
+    Ok(conn
+        .execute("DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2", params![group, user])?
+        == 1)
 }
 
 pub fn members(conn: &Connection, group: GroupId) -> Result<Vec<Member>, AccountsError> {

@@ -26,7 +26,11 @@ impl Actor {
 }
 
 /// Check the rules and hash, off the async threads (argon2 takes tens of milliseconds on purpose).
-pub async fn prepare_password(hasher: &Hasher, username: &str, password: &str) -> Result<String, AccountsError> {
+pub async fn prepare_password(
+    hasher: &Hasher,
+    username: &str,
+    password: &str,
+) -> Result<String, AccountsError> {
     hasher.check_rules(username, password)?;
     let (hasher, password) = (hasher.clone(), password.to_string());
     tokio::task::spawn_blocking(move || hasher.hash(&password))
@@ -70,7 +74,10 @@ pub async fn sign_in(
     let (name, addr, c) = (typed.clone(), client_addr.to_string(), cfg.clone());
     let wait = app.db.read(move |conn| throttle::check(conn, &c, &name, &addr, now)).await?;
     if let Some(retry_after_secs) = wait {
-        let e = actor.event("sign-in").outcome(Outcome::Denied).detail(format!("throttled for {retry_after_secs}s"));
+        let e = actor
+            .event("sign-in")
+            .outcome(Outcome::Denied)
+            .detail(format!("throttled for {retry_after_secs}s"));
         app.db.write(move |conn| audit::record(conn, &e, now).map_err(AccountsError::from)).await?;
         return Err(AccountsError::Throttled { retry_after_secs });
     }
@@ -85,7 +92,11 @@ pub async fn sign_in(
             .write(move |conn| {
                 let tx = conn.transaction()?;
                 let locked = throttle::record_failure(&tx, &cfg, &name, &addr, now)?;
-                audit::record(&tx, &actor.event("sign-in").outcome(Outcome::Failure).detail("wrong username or password"), now)?;
+                audit::record(
+                    &tx,
+                    &actor.event("sign-in").outcome(Outcome::Failure).detail("wrong username or password"),
+                    now,
+                )?;
                 if locked {
                     audit::record(
                         &tx,
@@ -178,7 +189,12 @@ pub async fn change_own_password(
 
 /// An administrator sets a temporary password; the person must change it at next sign-in and
 /// their current sessions end.
-pub async fn set_temporary_password(app: &App, actor: &Actor, target: UserId, new: &str) -> Result<(), AccountsError> {
+pub async fn set_temporary_password(
+    app: &App,
+    actor: &Actor,
+    target: UserId,
+    new: &str,
+) -> Result<(), AccountsError> {
     let user = app.db.read(move |c| users::require(c, target)).await?;
     let hash = prepare_password(&app.hasher, &user.username, new).await?;
     let now = app.clock.now();
@@ -235,11 +251,14 @@ pub async fn complete_setup(
 ) -> Result<User, AccountsError> {
     let now = app.clock.now();
     if !app.setup.is_valid(token, now) {
-        return Err(AccountsError::Refused("this setup link is not valid any more; restart reelbox to get a new one"));
+        return Err(AccountsError::Refused(
+            "this setup link is not valid any more; restart reelbox to get a new one",
+        ));
     }
     users::check_username(username)?;
     let hash = prepare_password(&app.hasher, username, password).await?;
-    let (username, display_name, addr) = (username.to_string(), display_name.to_string(), client_addr.to_string());
+    let (username, display_name, addr) =
+        (username.to_string(), display_name.to_string(), client_addr.to_string());
     let user = app
         .db
         .write(move |conn| {

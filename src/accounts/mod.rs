@@ -84,9 +84,9 @@ impl AppError for AccountsError {
             | AccountsError::WrongCurrentPassword
             | AccountsError::InvalidUsername(_)
             | AccountsError::InvalidName(_) => ErrorKind::BadRequest,
-            AccountsError::UsernameTaken(_) | AccountsError::GroupNameTaken(_) | AccountsError::Refused(_) => {
-                ErrorKind::Conflict
-            }
+            AccountsError::UsernameTaken(_)
+            | AccountsError::GroupNameTaken(_)
+            | AccountsError::Refused(_) => ErrorKind::Conflict,
             AccountsError::NotFound(_) => ErrorKind::NotFound,
             AccountsError::Hashing(_) => ErrorKind::Internal,
             AccountsError::Library(e) => e.kind(),
@@ -96,22 +96,29 @@ impl AppError for AccountsError {
 
     fn user_message(&self) -> String {
         match self {
-            AccountsError::InvalidCredentials => "The username or password is not right. Check them and try again.".into(),
+            AccountsError::InvalidCredentials => {
+                "The username or password is not right. Check them and try again.".into()
+            }
             AccountsError::Throttled { retry_after_secs } => format!(
                 "Too many unsuccessful sign-in attempts. Please wait {} before trying again, \
                  or ask your IT administrator to unlock the account.",
                 human_wait(*retry_after_secs)
             ),
             AccountsError::Disabled => {
-                "This account has been disabled. Ask your IT administrator if you think this is a mistake.".into()
+                "This account has been disabled. Ask your IT administrator if you think this is a mistake."
+                    .into()
             }
             AccountsError::PasswordRejected(rule) => format!("That password cannot be used: it {rule}."),
             AccountsError::WrongCurrentPassword => "Your current password is not right.".into(),
-            AccountsError::UsernameTaken(name) => format!("The username “{name}” is already taken. Choose another."),
+            AccountsError::UsernameTaken(name) => {
+                format!("The username “{name}” is already taken. Choose another.")
+            }
             AccountsError::InvalidUsername(why) => format!("That username cannot be used: {why}."),
             AccountsError::InvalidName(why) => format!("That name cannot be used: {why}."),
             AccountsError::GroupNameTaken(name) => format!("A group called “{name}” already exists."),
-            AccountsError::NotFound(what) => format!("That {what} does not exist (it may have been removed)."),
+            AccountsError::NotFound(what) => {
+                format!("That {what} does not exist (it may have been removed).")
+            }
             AccountsError::Refused(why) => format!("Not done: {why}."),
             AccountsError::Hashing(_) => "Something went wrong on the server while handling the password. \
                                           Please try again."

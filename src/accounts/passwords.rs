@@ -14,7 +14,9 @@ pub enum PasswordRule {
     TooShort(usize),
     #[error("must be at most 1024 characters long")]
     TooLong,
-    #[error("is one of the passwords people choose most often; pick something less predictable, such as three or four unrelated words")]
+    #[error(
+        "is one of the passwords people choose most often; pick something less predictable, such as three or four unrelated words"
+    )]
     Common,
     #[error("must not contain the username")]
     ContainsUsername,
@@ -107,11 +109,52 @@ fn common_list() -> &'static HashSet<&'static str> {
 
 /// Words that, padded with digits and symbols, make most "long" common passwords.
 const COMMON_WORDS: &[&str] = &[
-    "password", "passwort", "welcome", "letmein", "iloveyou", "qwerty", "admin", "administrator", "football",
-    "baseball", "monkey", "dragon", "sunshine", "princess", "master", "shadow", "superman", "batman",
-    "computer", "internet", "school", "teacher", "student", "summer", "winter", "spring", "autumn", "hello",
-    "secret", "changeme", "login", "default", "reelbox", "pokemon", "minecraft", "fortnite", "roblox",
-    "liverpool", "chelsea", "arsenal", "london", "soccer", "starwars", "trustno", "whatever", "freedom",
+    "password",
+    "passwort",
+    "welcome",
+    "letmein",
+    "iloveyou",
+    "qwerty",
+    "admin",
+    "administrator",
+    "football",
+    "baseball",
+    "monkey",
+    "dragon",
+    "sunshine",
+    "princess",
+    "master",
+    "shadow",
+    "superman",
+    "batman",
+    "computer",
+    "internet",
+    "school",
+    "teacher",
+    "student",
+    "summer",
+    "winter",
+    "spring",
+    "autumn",
+    "hello",
+    "secret",
+    "changeme",
+    "login",
+    "default",
+    "reelbox",
+    "pokemon",
+    "minecraft",
+    "fortnite",
+    "roblox",
+    "liverpool",
+    "chelsea",
+    "arsenal",
+    "london",
+    "soccer",
+    "starwars",
+    "trustno",
+    "whatever",
+    "freedom",
 ];
 
 fn is_common(lower: &str) -> bool {
@@ -189,7 +232,8 @@ mod tests {
     fn raised_parameters_ask_for_rehash() {
         let old = hasher().hash("correct horse battery").expect("hash");
         let stronger =
-            Hasher::new(&PasswordConfig { argon2_memory_kib: 32_768, ..PasswordConfig::default() }).expect("params");
+            Hasher::new(&PasswordConfig { argon2_memory_kib: 32_768, ..PasswordConfig::default() })
+                .expect("params");
         assert!(stronger.needs_rehash(&old));
         assert!(stronger.verify("correct horse battery", &old), "old hashes still verify");
     }

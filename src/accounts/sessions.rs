@@ -103,7 +103,12 @@ pub fn lookup(
     Ok(Some(ActiveSession { id, user, csrf, last_seen_at, expires_at }))
 }
 
-pub fn is_live(last_seen_at: Timestamp, expires_at: Timestamp, policy: SessionPolicy, now: Timestamp) -> bool {
+pub fn is_live(
+    last_seen_at: Timestamp,
+    expires_at: Timestamp,
+    policy: SessionPolicy,
+    now: Timestamp,
+) -> bool {
     now < expires_at && now < last_seen_at + policy.idle_secs
 }
 
@@ -119,7 +124,9 @@ pub fn touch(conn: &Connection, id: SessionId, now: Timestamp) -> Result<(), Acc
 
 /// End one session; returns its owner when it existed.
 pub fn revoke(conn: &Connection, id: SessionId) -> Result<Option<UserId>, AccountsError> {
-    Ok(conn.query_row("DELETE FROM sessions WHERE id = ?1 RETURNING user_id", [id], |r| r.get(0)).optional()?)
+    Ok(conn
+        .query_row("DELETE FROM sessions WHERE id = ?1 RETURNING user_id", [id], |r| r.get(0))
+        .optional()?)
 }
 
 pub fn revoke_all(conn: &Connection, user: UserId) -> Result<usize, AccountsError> {
@@ -160,7 +167,11 @@ pub fn count_live(conn: &Connection, policy: SessionPolicy, now: Timestamp) -> R
 }
 
 /// Remove sessions that can no longer be used.
-pub fn purge_expired(conn: &Connection, policy: SessionPolicy, now: Timestamp) -> Result<usize, AccountsError> {
+pub fn purge_expired(
+    conn: &Connection,
+    policy: SessionPolicy,
+    now: Timestamp,
+) -> Result<usize, AccountsError> {
     Ok(conn.execute(
         "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?2",
         params![now, now - policy.idle_secs],

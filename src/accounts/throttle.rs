@@ -18,7 +18,12 @@ pub struct Lockout {
     pub locked_until: Timestamp,
 }
 
-fn failures(conn: &Connection, column: &str, key: &str, now: Timestamp) -> Result<(u32, Timestamp, Timestamp), AccountsError> {
+fn failures(
+    conn: &Connection,
+    column: &str,
+    key: &str,
+    now: Timestamp,
+) -> Result<(u32, Timestamp, Timestamp), AccountsError> {
     // `column` is one of two constants below, never input.
     Ok(conn.query_row(
         &format!("SELECT count(*), ifnull(min(at), 0), ifnull(max(at), 0) FROM login_failures WHERE {column} = ?1 AND at > ?2"),
@@ -28,11 +33,19 @@ fn failures(conn: &Connection, column: &str, key: &str, now: Timestamp) -> Resul
 }
 
 /// When the next attempt is allowed, given `count` failures, the first and last in the window.
-fn allowed_at(count: u32, first: Timestamp, last: Timestamp, free: u32, cap: Option<u32>, max_backoff: u32) -> Timestamp {
+fn allowed_at(
+    count: u32,
+    first: Timestamp,
+    last: Timestamp,
+    free: u32,
+    cap: Option<u32>,
+    max_backoff: u32,
+) -> Timestamp {
     if let Some(cap) = cap
-        && count >= cap {
-            return first + WINDOW_SECS;
-        }
+        && count >= cap
+    {
+        return first + WINDOW_SECS;
+    }
     if count < free {
         return 0;
     }
@@ -50,7 +63,14 @@ pub fn check(
     now: Timestamp,
 ) -> Result<Option<u64>, AccountsError> {
     let (n, first, last) = failures(conn, "username", username, now)?;
-    let by_account = allowed_at(n, first, last, cfg.free_failures, Some(cfg.max_failures_per_hour), cfg.max_backoff_seconds);
+    let by_account = allowed_at(
+        n,
+        first,
+        last,
+        cfg.free_failures,
+        Some(cfg.max_failures_per_hour),
+        cfg.max_backoff_seconds,
+    );
     let (n, first, last) = failures(conn, "client_addr", client_addr, now)?;
     let by_addr = allowed_at(n, first, last, cfg.free_failures_per_address, None, cfg.max_backoff_seconds);
     let until = by_account.max(by_addr);
@@ -92,7 +112,14 @@ pub fn lockouts(conn: &Connection, cfg: &LoginConfig, now: Timestamp) -> Result<
     let mut out = Vec::new();
     for row in rows {
         let (username, n, first, last) = row?;
-        let until = allowed_at(n, first, last, cfg.free_failures, Some(cfg.max_failures_per_hour), cfg.max_backoff_seconds);
+        let until = allowed_at(
+            n,
+            first,
+            last,
+            cfg.free_failures,
+            Some(cfg.max_failures_per_hour),
+            cfg.max_backoff_seconds,
+        );
         if until > now {
             out.push(Lockout { username, failures_last_hour: n, locked_until: until });
         }
@@ -111,6 +138,10 @@ mod tests {
         assert_eq!(allowed_at(6, 100, 200, 5, Some(100), 900), 202);
         assert_eq!(allowed_at(9, 100, 200, 5, Some(100), 900), 216);
         assert_eq!(allowed_at(30, 100, 200, 5, Some(100), 900), 1100);
-        assert_eq!(allowed_at(100, 100, 200, 5, Some(100), 900), 3700, "hard cap holds until the window passes");
+        assert_eq!(
+            allowed_at(100, 100, 200, 5, Some(100), 900),
+            3700,
+            "hard cap holds until the window passes"
+        );
     }
 }

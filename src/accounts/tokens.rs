@@ -25,7 +25,12 @@ pub struct TokenInfo {
     pub revoked_at: Option<Timestamp>,
 }
 
-pub fn create(conn: &Connection, user: UserId, name: &str, now: Timestamp) -> Result<(TokenId, String), AccountsError> {
+pub fn create(
+    conn: &Connection,
+    user: UserId,
+    name: &str,
+    now: Timestamp,
+) -> Result<(TokenId, String), AccountsError> {
     super::check_name(name, 100).map_err(AccountsError::InvalidName)?;
     let token = format!("{PREFIX}{}", random_token());
     let prefix: String = token.chars().take(PREFIX.len() + 6).collect();
@@ -37,12 +42,17 @@ pub fn create(conn: &Connection, user: UserId, name: &str, now: Timestamp) -> Re
 }
 
 /// The token's id and owner when the token is valid (not revoked, owner enabled).
-pub fn lookup(conn: &Connection, token: &str) -> Result<Option<(TokenId, Option<Timestamp>, User)>, AccountsError> {
+pub fn lookup(
+    conn: &Connection,
+    token: &str,
+) -> Result<Option<(TokenId, Option<Timestamp>, User)>, AccountsError> {
     if !token.starts_with(PREFIX) {
         return Ok(None);
     }
     let found = conn
-        .prepare_cached("SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL")?
+        .prepare_cached(
+            "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
+        )?
         .query_row([token_hash(token)], |r| Ok((r.get::<_, TokenId>(0)?, r.get::<_, UserId>(1)?, r.get(2)?)))
         .optional()?;
     let Some((id, user_id, last_used)) = found else { return Ok(None) };
@@ -61,7 +71,8 @@ pub fn touch(conn: &Connection, id: TokenId, now: Timestamp) -> Result<(), Accou
     Ok(())
 }
 
-const SELECT: &str = "SELECT t.id, t.user_id, u.username, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at
+const SELECT: &str =
+    "SELECT t.id, t.user_id, u.username, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at
                       FROM api_tokens t JOIN users u ON u.id = t.user_id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenInfo> {
@@ -79,7 +90,8 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenInfo> {
 
 /// Tokens of one user, or of everyone when `user` is `None`; newest first.
 pub fn list(conn: &Connection, user: Option<UserId>) -> Result<Vec<TokenInfo>, AccountsError> {
-    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE ?1 IS NULL OR t.user_id = ?1 ORDER BY t.id DESC"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE ?1 IS NULL OR t.user_id = ?1 ORDER BY t.id DESC"))?;
     let rows = stmt.query_map([user], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -91,6 +103,9 @@ pub fn get(conn: &Connection, id: TokenId) -> Result<Option<TokenInfo>, Accounts
 /// Revoke; idempotent. Returns the token as it was.
 pub fn revoke(conn: &Connection, id: TokenId, now: Timestamp) -> Result<TokenInfo, AccountsError> {
     let info = get(conn, id)?.ok_or(AccountsError::NotFound("API token"))?;
-    conn.execute("UPDATE api_tokens SET revoked_at = ifnull(revoked_at, ?2) WHERE id = ?1", params![id, now])?;
+    conn.execute(
+        "UPDATE api_tokens SET revoked_at = ifnull(revoked_at, ?2) WHERE id = ?1",
+        params![id, now],
+    )?;
     Ok(info)
 }

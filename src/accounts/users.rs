@@ -27,8 +27,7 @@ impl User {
     }
 }
 
-const COLUMNS: &str =
-    "id, username, display_name, email, is_admin, must_change_password, disabled_at, created_at, last_login_at";
+const COLUMNS: &str = "id, username, display_name, email, is_admin, must_change_password, disabled_at, created_at, last_login_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -69,7 +68,8 @@ pub fn check_username(name: &str) -> Result<(), AccountsError> {
 
 pub fn create(conn: &Connection, new: NewUser<'_>, now: Timestamp) -> Result<User, AccountsError> {
     check_username(new.username)?;
-    super::check_name(new.display_name, 128).or_else(|e| if new.display_name.is_empty() { Ok(()) } else { Err(e) })
+    super::check_name(new.display_name, 128)
+        .or_else(|e| if new.display_name.is_empty() { Ok(()) } else { Err(e) })
         .map_err(AccountsError::InvalidName)?;
     let result = conn.execute(
         "INSERT INTO users (username, display_name, email, password_hash, is_admin, must_change_password, created_at)
@@ -86,7 +86,9 @@ pub fn create(conn: &Connection, new: NewUser<'_>, now: Timestamp) -> Result<Use
     );
     match result {
         Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => return Err(AccountsError::UsernameTaken(new.username.to_string())),
+        Err(e) if is_unique_violation(&e) => {
+            return Err(AccountsError::UsernameTaken(new.username.to_string()));
+        }
         Err(e) => return Err(e.into()),
     }
     get(conn, UserId(conn.last_insert_rowid()))?.ok_or(AccountsError::NotFound("user"))
@@ -105,11 +107,16 @@ pub fn require(conn: &Connection, id: UserId) -> Result<User, AccountsError> {
 }
 
 pub fn by_username(conn: &Connection, username: &str) -> Result<Option<User>, AccountsError> {
-    Ok(conn.query_row(&format!("SELECT {COLUMNS} FROM users WHERE username = ?1"), [username], from_row).optional()?)
+    Ok(conn
+        .query_row(&format!("SELECT {COLUMNS} FROM users WHERE username = ?1"), [username], from_row)
+        .optional()?)
 }
 
 /// The user and their stored password hash, for sign-in.
-pub fn credentials(conn: &Connection, username: &str) -> Result<Option<(User, Option<String>)>, AccountsError> {
+pub fn credentials(
+    conn: &Connection,
+    username: &str,
+) -> Result<Option<(User, Option<String>)>, AccountsError> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS}, password_hash FROM users WHERE username = ?1"),
@@ -164,17 +171,30 @@ fn enabled_admins_other_than(conn: &Connection, id: UserId) -> Result<i64, Accou
 }
 
 /// Disable (ending every session and token use) or enable an account. Call inside a transaction.
-pub fn set_disabled(tx: &Connection, id: UserId, disabled: bool, now: Timestamp) -> Result<User, AccountsError> {
+pub fn set_disabled(
+    tx: &Connection,
+    id: UserId,
+    disabled: bool,
+    now: Timestamp,
+) -> Result<User, AccountsError> {
     let user = require(tx, id)?;
     if disabled && user.is_admin && enabled_admins_other_than(tx, id)? == 0 {
-        return Err(AccountsError::Refused("this is the last enabled administrator; make someone else an administrator first"));
+        return Err(AccountsError::Refused(
+            "this is the last enabled administrator; make someone else an administrator first",
+        ));
     }
     tx.execute(
         "UPDATE users SET disabled_at = CASE WHEN ?2 THEN ifnull(disabled_at, ?3) ELSE NULL END WHERE id = ?1",
         params![id, disabled, now],
     )?;
     if disabled {
+        // Sessions end and API tokens are revoked for good: enabling the account again must not
+        // bring back credentials that may have leaked while it was disabled.
         tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+        tx.execute(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params![id, now],
+        )?;
     }
     require(tx, id)
 }

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
 use actix_web::HttpServer;
+use actix_web::middleware::from_fn;
 
 use crate::App;
 use crate::accounts::sessions::{self, SessionPolicy};
@@ -44,11 +44,16 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics disabled"))
         .ok();
-    let app = App::new(cfg.clone(), db.clone(), Clock::System, metrics).map_err(|e| fail(format!("bad password settings: {e}")))?;
+    let app = App::new(cfg.clone(), db.clone(), Clock::System, metrics)
+        .map_err(|e| fail(format!("bad password settings: {e}")))?;
 
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
-    let listener = std::net::TcpListener::bind(&cfg.listen)
-        .map_err(|e| fail(format!("cannot listen on {}: {e}; is another server using it? Choose another with --listen", cfg.listen)))?;
+    let listener = std::net::TcpListener::bind(&cfg.listen).map_err(|e| {
+        fail(format!(
+            "cannot listen on {}: {e}; is another server using it? Choose another with --listen",
+            cfg.listen
+        ))
+    })?;
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
     let base = cfg.base_url_for(bound);
 
@@ -56,7 +61,9 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let server = HttpServer::new(move || {
         actix_web::App::new()
             .configure(web::configure(state.clone()))
-            .default_service(actix_web::web::to(|| async { Err::<actix_web::HttpResponse, _>(web::error::WebError::not_found()) }))
+            .default_service(actix_web::web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(web::error::WebError::not_found())
+            }))
             .wrap(from_fn(web::auth::csrf_guard))
             .wrap(from_fn(web::auth::authenticate))
             .wrap(from_fn(web::error::render_errors))
@@ -74,7 +81,9 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     if !has_admin {
         let minutes = i64::from(app.config.login.setup_link_minutes);
         let token = app.setup.issue(app.clock.now() + minutes * 60);
-        println!("No administrator yet. Create one within {minutes} minutes at:\n  {base}/setup?token={token}");
+        println!(
+            "No administrator yet. Create one within {minutes} minutes at:\n  {base}/setup?token={token}"
+        );
     } else {
         println!("Sign in at {base}/login");
     }

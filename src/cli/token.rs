@@ -31,7 +31,11 @@ pub fn run(cfg: &Config, cmd: &TokenCommand) -> Result<ExitCode, ExitCode> {
                     return Err(AccountsError::Disabled);
                 }
                 let (id, token) = tokens::create(&tx, user.id, name, now)?;
-                let e = Event::new("token.create").actor(None, "command line").target("token", id, &format!("{name} ({})", user.username));
+                let e = Event::new("token.create").actor(None, "command line").target(
+                    "token",
+                    id,
+                    &format!("{name} ({})", user.username),
+                );
                 audit::record(&tx, &e, now)?;
                 tx.commit()?;
                 Ok::<_, AccountsError>(token)
@@ -42,7 +46,9 @@ pub fn run(cfg: &Config, cmd: &TokenCommand) -> Result<ExitCode, ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(AccountsError::NotFound(_)) => {
-                    eprintln!("reelbox: there is no account called {username:?}; create it with `reelbox user add`");
+                    eprintln!(
+                        "reelbox: there is no account called {username:?}; create it with `reelbox user add`"
+                    );
                     Err(ExitCode::from(1))
                 }
                 Err(e) => {

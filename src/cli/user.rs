@@ -73,7 +73,11 @@ pub fn run(cfg: &Config, cmd: &UserCommand) -> Result<ExitCode, ExitCode> {
             });
             match created {
                 Ok(user) => {
-                    eprintln!("Created {}{}.", user.username, if user.is_admin { " (administrator)" } else { "" });
+                    eprintln!(
+                        "Created {}{}.",
+                        user.username,
+                        if user.is_admin { " (administrator)" } else { "" }
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {

@@ -34,7 +34,9 @@ pub enum DbError {
          run the newer reelbox version or restore a backup — it was not modified"
     )]
     TooNew { path: PathBuf, found: usize, known: usize },
-    #[error("migrating database {path} to schema version {version} failed (nothing was changed by that step): {detail}")]
+    #[error(
+        "migrating database {path} to schema version {version} failed (nothing was changed by that step): {detail}"
+    )]
     Migration { path: PathBuf, version: usize, detail: String },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -72,7 +74,11 @@ fn is_disk_full(e: &rusqlite::Error) -> bool {
 fn is_read_only(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure)
+        Some(
+            rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::SystemIoFailure
+        )
     )
 }
 
@@ -145,7 +151,9 @@ impl Db {
         let open_err = |source| DbError::Open { path: path.clone(), source };
         let mut writer = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_err)?;
         // Refuse a newer schema before anything (even the journal mode) touches the file.
@@ -174,7 +182,12 @@ impl Db {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
-        Ok(Db { path, writer: Arc::new(Mutex::new(writer)), readers, generation: Arc::new(AtomicU64::new(0)) })
+        Ok(Db {
+            path,
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            generation: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -248,9 +261,10 @@ impl Db {
     /// clone is dropped; the final close checkpoints the WAL.
     pub fn close(&self) {
         if let Ok(conn) = self.writer.lock()
-            && let Err(e) = conn.execute_batch("PRAGMA optimize;") {
-                tracing::warn!(error = %e, "PRAGMA optimize at shutdown failed");
-            }
+            && let Err(e) = conn.execute_batch("PRAGMA optimize;")
+        {
+            tracing::warn!(error = %e, "PRAGMA optimize at shutdown failed");
+        }
     }
 }
 
@@ -273,7 +287,9 @@ mod tests {
         assert_eq!(version as usize, latest_version());
         assert_eq!(mode, "wal");
         let fk: i64 = db
-            .write_blocking(|c| c.pragma_query_value(None, "foreign_keys", |r| r.get(0)).map_err(DbError::from))
+            .write_blocking(|c| {
+                c.pragma_query_value(None, "foreign_keys", |r| r.get(0)).map_err(DbError::from)
+            })
             .expect("fk");
         assert_eq!(fk, 1);
     }
@@ -289,7 +305,9 @@ mod tests {
             }
             let db = Db::open(dir.path(), 1).expect("upgrade from earlier version");
             let v: i64 = db
-                .read_blocking(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(DbError::from))
+                .read_blocking(|c| {
+                    c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(DbError::from)
+                })
                 .expect("version");
             assert_eq!(v as usize, latest_version(), "from {start}");
         }

@@ -153,7 +153,17 @@ pub fn list(conn: &Connection, f: &Filter) -> Result<Vec<AuditEvent>, DbError> {
     let target = if f.target.is_empty() { String::new() } else { format!("%{}%", like_escape(&f.target)) };
     let limit = if f.limit == 0 { 100 } else { f.limit.min(10_000) };
     let rows = stmt.query_map(
-        params![actor, action, target, f.outcome.map(Outcome::as_str), f.from, f.to, f.before, f.target, limit],
+        params![
+            actor,
+            action,
+            target,
+            f.outcome.map(Outcome::as_str),
+            f.from,
+            f.to,
+            f.before,
+            f.target,
+            limit
+        ],
         |r| {
             Ok(AuditEvent {
                 id: r.get(0)?,
@@ -176,7 +186,18 @@ pub fn list(conn: &Connection, f: &Filter) -> Result<Vec<AuditEvent>, DbError> {
 /// CSV with a header row; times in RFC 3339 UTC.
 pub fn to_csv(events: &[AuditEvent]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["id", "time_utc", "actor", "action", "target_type", "target_id", "target", "client_addr", "outcome", "detail"])?;
+    w.write_record([
+        "id",
+        "time_utc",
+        "actor",
+        "action",
+        "target_type",
+        "target_id",
+        "target",
+        "client_addr",
+        "outcome",
+        "detail",
+    ])?;
     for e in events {
         w.write_record([
             e.id.to_string(),
@@ -215,7 +236,8 @@ mod tests {
             Ok::<_, DbError>(())
         })
         .expect("record");
-        let err = db.write_blocking(|c| c.execute("UPDATE audit_events SET actor = 'x'", []).map_err(DbError::from));
+        let err = db
+            .write_blocking(|c| c.execute("UPDATE audit_events SET actor = 'x'", []).map_err(DbError::from));
         assert!(err.is_err(), "updates are refused");
         let err = db.write_blocking(|c| c.execute("DELETE FROM audit_events", []).map_err(DbError::from));
         assert!(err.is_err(), "deletes are refused");

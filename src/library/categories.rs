@@ -123,7 +123,8 @@ pub fn ancestry(conn: &Connection, id: CategoryId) -> Result<Vec<Category>, Libr
 }
 
 pub fn children(conn: &Connection, id: CategoryId) -> Result<Vec<Category>, LibraryError> {
-    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE parent_id = ?1 ORDER BY name COLLATE NOCASE"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE parent_id = ?1 ORDER BY name COLLATE NOCASE"))?;
     let rows = stmt.query_map([id], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

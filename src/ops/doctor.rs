@@ -27,19 +27,40 @@ fn check(name: &'static str, status: Status, summary: impl Into<String>, fix: im
 }
 
 pub fn run(cfg: &Config) -> Vec<Check> {
-    vec![data_dir(&cfg.data_dir), disk_space(&cfg.data_dir), database(&cfg.data_dir), ffmpeg(), clock(), port(&cfg.listen)]
+    vec![
+        data_dir(&cfg.data_dir),
+        disk_space(&cfg.data_dir),
+        database(&cfg.data_dir),
+        ffmpeg(),
+        clock(),
+        port(&cfg.listen),
+    ]
 }
 
 fn data_dir(dir: &Path) -> Check {
     if let Err(e) = std::fs::create_dir_all(dir) {
-        return check("data directory", Status::Fail, format!("{} cannot be created: {e}", dir.display()),
-            format!("create it and give the reelbox user write access: mkdir -p {0} && chown reelbox: {0}", dir.display()));
+        return check(
+            "data directory",
+            Status::Fail,
+            format!("{} cannot be created: {e}", dir.display()),
+            format!(
+                "create it and give the reelbox user write access: mkdir -p {0} && chown reelbox: {0}",
+                dir.display()
+            ),
+        );
     }
     let probe = dir.join(".doctor-write-test");
     match std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
         Ok(()) => check("data directory", Status::Ok, format!("{} is writable", dir.display()), ""),
-        Err(e) => check("data directory", Status::Fail, format!("{} is not writable: {e}", dir.display()),
-            format!("give the reelbox user write access (chown reelbox: {}), or check the disk is not mounted read-only", dir.display())),
+        Err(e) => check(
+            "data directory",
+            Status::Fail,
+            format!("{} is not writable: {e}", dir.display()),
+            format!(
+                "give the reelbox user write access (chown reelbox: {}), or check the disk is not mounted read-only",
+                dir.display()
+            ),
+        ),
     }
 }
 
@@ -55,12 +76,25 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
 fn disk_space(dir: &Path) -> Check {
     const GIB: u64 = 1 << 30;
     match free_bytes(dir) {
-        Some(b) if b < GIB => check("disk space", Status::Fail, format!("only {} MiB free", b >> 20),
-            "free space or grow the disk: uploads and the database need room (at least 1 GiB, far more for video)"),
-        Some(b) if b < 10 * GIB => check("disk space", Status::Warn, format!("{:.1} GiB free", b as f64 / GIB as f64),
-            "plan more space: video libraries grow quickly"),
+        Some(b) if b < GIB => check(
+            "disk space",
+            Status::Fail,
+            format!("only {} MiB free", b >> 20),
+            "free space or grow the disk: uploads and the database need room (at least 1 GiB, far more for video)",
+        ),
+        Some(b) if b < 10 * GIB => check(
+            "disk space",
+            Status::Warn,
+            format!("{:.1} GiB free", b as f64 / GIB as f64),
+            "plan more space: video libraries grow quickly",
+        ),
         Some(b) => check("disk space", Status::Ok, format!("{:.1} GiB free", b as f64 / GIB as f64), ""),
-        None => check("disk space", Status::Warn, "could not measure free space", "check `df -h` on the data directory"),
+        None => check(
+            "disk space",
+            Status::Warn,
+            "could not measure free space",
+            "check `df -h` on the data directory",
+        ),
     }
 }
 
@@ -72,17 +106,33 @@ fn database(dir: &Path) -> Check {
     match rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
         Ok(c) => {
             let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap_or(-1);
-            let ok: String = c.query_row("PRAGMA quick_check", [], |r| r.get(0)).unwrap_or_else(|e| e.to_string());
+            let ok: String =
+                c.query_row("PRAGMA quick_check", [], |r| r.get(0)).unwrap_or_else(|e| e.to_string());
             let known = crate::db::latest_version() as i64;
             if ok != "ok" {
-                check("database", Status::Fail, format!("integrity check failed: {ok}"), "stop reelbox and restore the latest backup")
+                check(
+                    "database",
+                    Status::Fail,
+                    format!("integrity check failed: {ok}"),
+                    "stop reelbox and restore the latest backup",
+                )
             } else if version > known {
-                check("database", Status::Fail, format!("schema version {version} is newer than this binary ({known})"), "run the newer reelbox version")
+                check(
+                    "database",
+                    Status::Fail,
+                    format!("schema version {version} is newer than this binary ({known})"),
+                    "run the newer reelbox version",
+                )
             } else {
                 check("database", Status::Ok, format!("schema version {version}, integrity ok"), "")
             }
         }
-        Err(e) => check("database", Status::Fail, format!("cannot open {}: {e}", path.display()), "check permissions on the data directory"),
+        Err(e) => check(
+            "database",
+            Status::Fail,
+            format!("cannot open {}: {e}", path.display()),
+            "check permissions on the data directory",
+        ),
     }
 }
 
@@ -92,22 +142,46 @@ fn ffmpeg() -> Check {
             let first = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string();
             check("ffmpeg", Status::Ok, first, "")
         }
-        Ok(out) => check("ffmpeg", Status::Fail, format!("ffmpeg exited with {}", out.status), "reinstall it: apt-get install --reinstall ffmpeg"),
-        Err(_) => check("ffmpeg", Status::Fail, "ffmpeg is not installed (needed to transcode video)", "install it: apt-get install ffmpeg"),
+        Ok(out) => check(
+            "ffmpeg",
+            Status::Fail,
+            format!("ffmpeg exited with {}", out.status),
+            "reinstall it: apt-get install --reinstall ffmpeg",
+        ),
+        Err(_) => check(
+            "ffmpeg",
+            Status::Fail,
+            "ffmpeg is not installed (needed to transcode video)",
+            "install it: apt-get install ffmpeg",
+        ),
     }
 }
 
 fn clock() -> Check {
     let synced = Command::new("timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).output();
     match synced {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "yes" => check("clock", Status::Ok, "synchronised (NTP)", ""),
-        Ok(out) if out.status.success() => check("clock", Status::Warn, "not synchronised", "enable time sync: timedatectl set-ntp true"),
+        Ok(out) if String::from_utf8_lossy(&out.stdout).trim() == "yes" => {
+            check("clock", Status::Ok, "synchronised (NTP)", "")
+        }
+        Ok(out) if out.status.success() => {
+            check("clock", Status::Warn, "not synchronised", "enable time sync: timedatectl set-ntp true")
+        }
         _ => {
             let year = chrono::Utc::now().format("%Y").to_string();
             if year.as_str() < "2025" {
-                check("clock", Status::Fail, format!("the clock says {year}"), "set the time and enable NTP (timedatectl set-ntp true)")
+                check(
+                    "clock",
+                    Status::Fail,
+                    format!("the clock says {year}"),
+                    "set the time and enable NTP (timedatectl set-ntp true)",
+                )
             } else {
-                check("clock", Status::Ok, format!("{} (sync status unknown)", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")), "")
+                check(
+                    "clock",
+                    Status::Ok,
+                    format!("{} (sync status unknown)", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")),
+                    "",
+                )
             }
         }
     }
@@ -116,8 +190,17 @@ fn clock() -> Check {
 fn port(listen: &str) -> Check {
     match TcpListener::bind(listen) {
         Ok(_) => check("port", Status::Ok, format!("{listen} is free"), ""),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => check("port", Status::Warn, format!("{listen} is in use (by a running reelbox?)"),
-            "if reelbox is not running, find the other program with: ss -ltnp"),
-        Err(e) => check("port", Status::Fail, format!("cannot bind {listen}: {e}"), "choose another `listen` address, or grant CAP_NET_BIND_SERVICE for ports below 1024"),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => check(
+            "port",
+            Status::Warn,
+            format!("{listen} is in use (by a running reelbox?)"),
+            "if reelbox is not running, find the other program with: ss -ltnp",
+        ),
+        Err(e) => check(
+            "port",
+            Status::Fail,
+            format!("cannot bind {listen}: {e}"),
+            "choose another `listen` address, or grant CAP_NET_BIND_SERVICE for ports below 1024",
+        ),
     }
 }

@@ -31,7 +31,10 @@ pub fn session_cookie_name(https: bool) -> &'static str {
 pub enum Principal {
     Anonymous,
     Session(Box<ActiveSession>),
-    Token { id: TokenId, user: Box<User> },
+    Token {
+        id: TokenId,
+        user: Box<User>,
+    },
     /// A bearer token was sent but is unknown, revoked or its owner disabled.
     BadToken,
 }
@@ -77,7 +80,9 @@ async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
         }
         return Ok(Principal::Token { id, user: Box::new(user) });
     }
-    let Some(cookie) = req.cookie(session_cookie_name(app.is_https())) else { return Ok(Principal::Anonymous) };
+    let Some(cookie) = req.cookie(session_cookie_name(app.is_https())) else {
+        return Ok(Principal::Anonymous);
+    };
     let token = cookie.value().to_string();
     let policy = SessionPolicy::from_config(&app.config.sessions);
     let key = crate::accounts::token_hash(&token);
@@ -85,7 +90,11 @@ async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
     let found = match app.caches.session(&key, generation) {
         Some(hit) => hit,
         None => {
-            let found = app.db.read(move |c| sessions::lookup(c, &token, policy, now)).await.map_err(WebError::from)?;
+            let found = app
+                .db
+                .read(move |c| sessions::lookup(c, &token, policy, now))
+                .await
+                .map_err(WebError::from)?;
             let found = found.map(Arc::new);
             app.caches.put_session(key, generation, found.clone());
             found
@@ -172,7 +181,8 @@ fn current_user(req: &HttpRequest) -> Result<CurrentUser, WebError> {
                 "This account has a temporary password. Sign in on the website and choose a new one first.",
             ));
         }
-        let mut e = WebError::new(StatusCode::SEE_OTHER, "password-change-required", "Choose a new password first.");
+        let mut e =
+            WebError::new(StatusCode::SEE_OTHER, "password-change-required", "Choose a new password first.");
         e.detail = "/account/password".into();
         return Err(e);
     }
@@ -195,7 +205,10 @@ impl FromRequest for AdminUser {
     type Error = WebError;
     type Future = Ready<Result<Self, WebError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(current_user(req).and_then(|u| if u.user.is_admin { Ok(AdminUser(u)) } else { Err(WebError::forbidden()) }))
+        ready(
+            current_user(req)
+                .and_then(|u| if u.user.is_admin { Ok(AdminUser(u)) } else { Err(WebError::forbidden()) }),
+        )
     }
 }
 
@@ -250,7 +263,9 @@ impl<T: DeserializeOwned + HasCsrf + 'static> FromRequest for CsrfForm<T> {
         Box::pin(async move {
             let web::Form(inner) = form.await?;
             match expected {
-                Some(e) if !e.is_empty() && constant_time_eq(e.as_bytes(), inner.csrf().as_bytes()) => Ok(CsrfForm(inner)),
+                Some(e) if !e.is_empty() && constant_time_eq(e.as_bytes(), inner.csrf().as_bytes()) => {
+                    Ok(CsrfForm(inner))
+                }
                 _ => Err(csrf_failure().into()),
             }
         })
@@ -290,28 +305,31 @@ pub async fn csrf_guard(
 fn csrf_check(req: &ServiceRequest) -> Result<(), WebError> {
     if unsafe_method(req.method()) {
         if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok())
-            && !matches!(site, "same-origin" | "none") {
-                return Err(csrf_failure());
-            }
+            && !matches!(site, "same-origin" | "none")
+        {
+            return Err(csrf_failure());
+        }
         if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok())
-            && !origin_allowed(req, origin) {
-                return Err(csrf_failure());
-            }
+            && !origin_allowed(req, origin)
+        {
+            return Err(csrf_failure());
+        }
         let session_csrf = match req.extensions().get::<Principal>() {
             Some(Principal::Session(s)) => Some(s.csrf.clone()),
             _ => None,
         };
         if let Some(expected) = session_csrf
-            && req.path().starts_with("/api/") {
-                let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
-                if !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
-                    return Err(WebError::new(
-                        StatusCode::FORBIDDEN,
-                        "csrf-failed",
-                        "API calls made with a browser session must send the X-CSRF-Token header; scripts should use an API token.",
-                    ));
-                }
+            && req.path().starts_with("/api/")
+        {
+            let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+                return Err(WebError::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf-failed",
+                    "API calls made with a browser session must send the X-CSRF-Token header; scripts should use an API token.",
+                ));
             }
+        }
     }
     Ok(())
 }
@@ -331,7 +349,10 @@ fn origin_allowed(req: &ServiceRequest, origin: &str) -> bool {
 }
 
 /// What `user` (or an anonymous visitor) may do, category by category.
-pub async fn access_of(app: &App, user: Option<&CurrentUser>) -> Result<Arc<crate::accounts::grants::Access>, WebError> {
+pub async fn access_of(
+    app: &App,
+    user: Option<&CurrentUser>,
+) -> Result<Arc<crate::accounts::grants::Access>, WebError> {
     let who = user.map(|u| (u.user.id, u.user.is_admin));
     let generation = app.db.generation();
     if let Some(hit) = app.caches.access(&who, generation) {

@@ -64,7 +64,11 @@ impl WebError {
         WebError { status, code, detail: message.clone(), message, retry_after: None }
     }
     pub fn not_found() -> WebError {
-        WebError::new(StatusCode::NOT_FOUND, "not-found", "There is nothing at this address. Check the link, or go back to the home page.")
+        WebError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "There is nothing at this address. Check the link, or go back to the home page.",
+        )
     }
     pub fn forbidden() -> WebError {
         WebError::new(
@@ -162,7 +166,9 @@ pub async fn render_errors(
             };
             let message = if status.is_client_error() {
                 match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => "The request is larger than this server accepts.".to_string(),
+                    StatusCode::PAYLOAD_TOO_LARGE => {
+                        "The request is larger than this server accepts.".to_string()
+                    }
                     _ => format!("The request could not be understood: {err}"),
                 }
             } else {

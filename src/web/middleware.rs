@@ -30,7 +30,10 @@ pub async fn security_headers(
         HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
     );
     if https {
-        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
     }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -51,7 +54,8 @@ pub async fn observe(
     let status = res.status().as_u16();
     let elapsed = start.elapsed();
     metrics::counter!("reelbox_http_requests_total", "method" => method.clone(), "route" => pattern.clone(), "status" => status.to_string()).increment(1);
-    metrics::histogram!("reelbox_http_request_duration_seconds", "route" => pattern.clone()).record(elapsed.as_secs_f64());
+    metrics::histogram!("reelbox_http_request_duration_seconds", "route" => pattern.clone())
+        .record(elapsed.as_secs_f64());
     tracing::info!(target: "reelbox::http", %method, route = %pattern, status, ms = elapsed.as_millis() as u64, "request");
     Ok(res)
 }

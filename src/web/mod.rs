@@ -13,7 +13,7 @@ pub mod middleware;
 pub mod pages;
 
 use actix_web::http::Method;
-use actix_web::{Handler, FromRequest, Responder, Route, web};
+use actix_web::{FromRequest, Handler, Responder, Route, web};
 
 use crate::App;
 use crate::accounts::grants::Role;
@@ -60,7 +60,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new<F, Args>(method: Method, path: &'static str, access: Access, summary: &'static str, handler: F) -> Self
+    pub fn new<F, Args>(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        handler: F,
+    ) -> Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
@@ -124,7 +130,10 @@ pub fn chrome(req: &actix_web::HttpRequest, user: Option<&auth::CurrentUser>) ->
         p if p.starts_with("/categories") => reelbox_templates::Section::Home,
         _ => reelbox_templates::Section::None,
     };
-    let notice = web::Query::<Notice>::from_query(req.query_string()).ok().and_then(|q| q.notice.as_deref().and_then(notice_text)).map(str::to_string);
+    let notice = web::Query::<Notice>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.notice.as_deref().and_then(notice_text))
+        .map(str::to_string);
     reelbox_templates::Chrome {
         school_name: school,
         user: user.map(|u| reelbox_templates::NavUser {

@@ -42,7 +42,11 @@ pub struct NavUser {
 
 /// The page frame: skip link, header with navigation, main landmark, footer.
 pub fn layout(chrome: &Chrome, title: &str, content: Markup) -> Markup {
-    let full_title = if title.is_empty() { chrome.school_name.clone() } else { format!("{title} · {}", chrome.school_name) };
+    let full_title = if title.is_empty() {
+        chrome.school_name.clone()
+    } else {
+        format!("{title} · {}", chrome.school_name)
+    };
     html! {
         (DOCTYPE)
         html lang="en" {

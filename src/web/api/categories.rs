@@ -18,13 +18,45 @@ use crate::web::{Access, Endpoint, Endpoint as E, get, post};
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
         get("/api/v1/categories", Access::Filtered, "Categories the caller may view, in tree order", list),
-        post("/api/v1/categories", Access::Admin, "Create a category {name, parent_id?, description?, public?} (managers of the parent may create below it)", create),
-        get("/api/v1/categories/{id}", Access::Category(Role::View), "One category and the caller's role on it", one),
-        E::new(Method::PATCH, "/api/v1/categories/{id}", Access::Category(Role::Manage), "Change a category {name?, description?, public?, parent_id?}", patch),
+        post(
+            "/api/v1/categories",
+            Access::Admin,
+            "Create a category {name, parent_id?, description?, public?} (managers of the parent may create below it)",
+            create,
+        ),
+        get(
+            "/api/v1/categories/{id}",
+            Access::Category(Role::View),
+            "One category and the caller's role on it",
+            one,
+        ),
+        E::new(
+            Method::PATCH,
+            "/api/v1/categories/{id}",
+            Access::Category(Role::Manage),
+            "Change a category {name?, description?, public?, parent_id?}",
+            patch,
+        ),
         E::new(Method::DELETE, "/api/v1/categories/{id}", Access::Admin, "Remove an empty category", delete),
-        get("/api/v1/categories/{id}/grants", Access::Category(Role::Manage), "Grants on this category", grant_list),
-        E::new(Method::PUT, "/api/v1/categories/{id}/grants", Access::Category(Role::Manage), "Replace this category's grants [{group_id|username, role}]", grant_replace),
-        get("/api/v1/categories/{id}/access", Access::Category(Role::Manage), "Who can see this category and why (own and inherited grants)", explain),
+        get(
+            "/api/v1/categories/{id}/grants",
+            Access::Category(Role::Manage),
+            "Grants on this category",
+            grant_list,
+        ),
+        E::new(
+            Method::PUT,
+            "/api/v1/categories/{id}/grants",
+            Access::Category(Role::Manage),
+            "Replace this category's grants [{group_id|username, role}]",
+            grant_replace,
+        ),
+        get(
+            "/api/v1/categories/{id}/access",
+            Access::Category(Role::Manage),
+            "Who can see this category and why (own and inherited grants)",
+            explain,
+        ),
     ]
 }
 
@@ -78,7 +110,11 @@ pub async fn create_category(
         .db
         .write(move |conn| {
             let tx = conn.transaction()?;
-            let c = categories::create(&tx, NewCategory { name: &name, parent_id: parent, description: &description, public }, now)?;
+            let c = categories::create(
+                &tx,
+                NewCategory { name: &name, parent_id: parent, description: &description, public },
+                now,
+            )?;
             audit::record(&tx, &actor.event("category.create").target("category", c.id, &c.name), now)?;
             tx.commit()?;
             Ok::<_, LibraryError>(c)
@@ -87,13 +123,22 @@ pub async fn create_category(
     Ok(c)
 }
 
-async fn create(app: web::Data<App>, user: CurrentUser, body: web::Json<NewCategoryBody>) -> Result<HttpResponse, WebError> {
+async fn create(
+    app: web::Data<App>,
+    user: CurrentUser,
+    body: web::Json<NewCategoryBody>,
+) -> Result<HttpResponse, WebError> {
     let b = body.into_inner();
     let c = create_category(&app, &user, &b.name, b.parent_id, &b.description, b.public).await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({"id": c.id, "name": c.name, "parent_id": c.parent_id})))
+    Ok(HttpResponse::Created()
+        .json(serde_json::json!({"id": c.id, "name": c.name, "parent_id": c.parent_id})))
 }
 
-async fn one(app: web::Data<App>, viewer: Viewer, path: web::Path<CategoryId>) -> Result<HttpResponse, WebError> {
+async fn one(
+    app: web::Data<App>,
+    viewer: Viewer,
+    path: web::Path<CategoryId>,
+) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     let access = require_role(&app, viewer.0.as_ref(), id, Role::View).await?;
     let c = app.db.read(move |conn| categories::require(conn, id)).await?;
@@ -116,7 +161,9 @@ pub struct CategoryPatch {
 
 mod double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
         Option::<T>::deserialize(d).map(Some)
     }
 }
@@ -161,12 +208,23 @@ pub async fn update_category(
                 changes.push(format!("public: {}", after.public));
             }
             if after.parent_id != before.parent_id {
-                changes.push(format!("parent: {:?} → {:?}", before.parent_id.map(|p| p.0), after.parent_id.map(|p| p.0)));
+                changes.push(format!(
+                    "parent: {:?} → {:?}",
+                    before.parent_id.map(|p| p.0),
+                    after.parent_id.map(|p| p.0)
+                ));
             }
             if after.description != before.description {
                 changes.push("description".into());
             }
-            audit::record(&tx, &actor.event("category.update").target("category", id, &after.name).detail(changes.join("; ")), now)?;
+            audit::record(
+                &tx,
+                &actor
+                    .event("category.update")
+                    .target("category", id, &after.name)
+                    .detail(changes.join("; ")),
+                now,
+            )?;
             tx.commit()?;
             Ok::<_, LibraryError>(after)
         })
@@ -174,9 +232,15 @@ pub async fn update_category(
     Ok(c)
 }
 
-async fn patch(app: web::Data<App>, user: CurrentUser, path: web::Path<CategoryId>, body: web::Json<CategoryPatch>) -> Result<HttpResponse, WebError> {
+async fn patch(
+    app: web::Data<App>,
+    user: CurrentUser,
+    path: web::Path<CategoryId>,
+    body: web::Json<CategoryPatch>,
+) -> Result<HttpResponse, WebError> {
     let b = body.into_inner();
-    let c = update_category(&app, &user, path.into_inner(), b.name, b.description, b.public, b.parent_id).await?;
+    let c =
+        update_category(&app, &user, path.into_inner(), b.name, b.description, b.public, b.parent_id).await?;
     Ok(HttpResponse::Ok().json(c))
 }
 
@@ -198,12 +262,20 @@ pub async fn delete_category(app: &App, user: &CurrentUser, id: CategoryId) -> R
     Ok(())
 }
 
-async fn delete(app: web::Data<App>, user: CurrentUser, path: web::Path<CategoryId>) -> Result<HttpResponse, WebError> {
+async fn delete(
+    app: web::Data<App>,
+    user: CurrentUser,
+    path: web::Path<CategoryId>,
+) -> Result<HttpResponse, WebError> {
     delete_category(&app, &user, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn grant_list(app: web::Data<App>, user: CurrentUser, path: web::Path<CategoryId>) -> Result<HttpResponse, WebError> {
+async fn grant_list(
+    app: web::Data<App>,
+    user: CurrentUser,
+    path: web::Path<CategoryId>,
+) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     require_role(&app, Some(&user), id, Role::Manage).await?;
     Ok(HttpResponse::Ok().json(app.db.read(move |c| grants::for_category(c, id)).await?))
@@ -250,19 +322,29 @@ async fn grant_replace(
             }
             grants::replace(conn, id, &resolved, now)?;
             let name = categories::require(conn, id)?.name;
-            audit::record(conn, &actor.event("grants.replace").target("category", id, &name).detail(described.join("; ")), now)?;
+            audit::record(
+                conn,
+                &actor.event("grants.replace").target("category", id, &name).detail(described.join("; ")),
+                now,
+            )?;
             Ok(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn explain(app: web::Data<App>, user: CurrentUser, path: web::Path<CategoryId>) -> Result<HttpResponse, WebError> {
+async fn explain(
+    app: web::Data<App>,
+    user: CurrentUser,
+    path: web::Path<CategoryId>,
+) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     require_role(&app, Some(&user), id, Role::Manage).await?;
     let (c, reasons) = app
         .db
-        .read(move |conn| Ok::<_, AccountsError>((categories::require(conn, id)?, grants::explain(conn, id)?)))
+        .read(move |conn| {
+            Ok::<_, AccountsError>((categories::require(conn, id)?, grants::explain(conn, id)?))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "category": c, "administrators": true, "public": c.public, "grants": reasons,

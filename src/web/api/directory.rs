@@ -18,23 +18,78 @@ use actix_web::http::Method;
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
         get("/api/v1/users", Access::Admin, "List or search people (?q=)", user_list),
-        post("/api/v1/users", Access::Admin, "Create a person {username, password, display_name?, email?, admin?, must_change_password?}", user_create),
+        post(
+            "/api/v1/users",
+            Access::Admin,
+            "Create a person {username, password, display_name?, email?, admin?, must_change_password?}",
+            user_create,
+        ),
         get("/api/v1/users/{id}", Access::Admin, "One person with groups, grants and sessions", user_get),
-        E::new(Method::PATCH, "/api/v1/users/{id}", Access::Admin, "Change a person {display_name?, email?, disabled?, admin?}", user_patch),
-        post("/api/v1/users/{id}/password", Access::Admin, "Set a temporary password {password}", user_password),
-        post("/api/v1/users/{id}/unlock", Access::Admin, "Clear sign-in throttling for a person", user_unlock),
+        E::new(
+            Method::PATCH,
+            "/api/v1/users/{id}",
+            Access::Admin,
+            "Change a person {display_name?, email?, disabled?, admin?}",
+            user_patch,
+        ),
+        post(
+            "/api/v1/users/{id}/password",
+            Access::Admin,
+            "Set a temporary password {password}",
+            user_password,
+        ),
+        post(
+            "/api/v1/users/{id}/unlock",
+            Access::Admin,
+            "Clear sign-in throttling for a person",
+            user_unlock,
+        ),
         get("/api/v1/users/{id}/sessions", Access::Admin, "A person's active sessions", user_sessions),
-        E::new(Method::DELETE, "/api/v1/users/{id}/sessions", Access::Admin, "End all of a person's sessions", user_sessions_end),
+        E::new(
+            Method::DELETE,
+            "/api/v1/users/{id}/sessions",
+            Access::Admin,
+            "End all of a person's sessions",
+            user_sessions_end,
+        ),
         E::new(Method::DELETE, "/api/v1/sessions/{id}", Access::Admin, "End one session", session_end),
         get("/api/v1/groups", Access::Admin, "List groups", group_list),
         post("/api/v1/groups", Access::Admin, "Create a group {name, description?}", group_create),
         get("/api/v1/groups/{id}", Access::Admin, "A group and its members", group_get),
-        E::new(Method::DELETE, "/api/v1/groups/{id}", Access::Admin, "Delete a group (memberships and grants go with it)", group_delete),
+        E::new(
+            Method::DELETE,
+            "/api/v1/groups/{id}",
+            Access::Admin,
+            "Delete a group (memberships and grants go with it)",
+            group_delete,
+        ),
         post("/api/v1/groups/{id}/members", Access::Admin, "Add a member {username}", member_add),
-        E::new(Method::DELETE, "/api/v1/groups/{id}/members/{user_id}", Access::Admin, "Remove a member", member_remove),
-        get("/api/v1/tokens", Access::SignedIn, "My API tokens (all tokens for administrators with ?all=true)", token_list),
-        post("/api/v1/tokens", Access::SignedIn, "Create an API token for myself {name}; the token is in the answer once", token_create),
-        E::new(Method::DELETE, "/api/v1/tokens/{id}", Access::SignedIn, "Revoke one of my tokens (administrators: any)", token_revoke),
+        E::new(
+            Method::DELETE,
+            "/api/v1/groups/{id}/members/{user_id}",
+            Access::Admin,
+            "Remove a member",
+            member_remove,
+        ),
+        get(
+            "/api/v1/tokens",
+            Access::SignedIn,
+            "My API tokens (all tokens for administrators with ?all=true)",
+            token_list,
+        ),
+        post(
+            "/api/v1/tokens",
+            Access::SignedIn,
+            "Create an API token for myself {name}; the token is in the answer once",
+            token_create,
+        ),
+        E::new(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            Access::SignedIn,
+            "Revoke one of my tokens (administrators: any)",
+            token_revoke,
+        ),
     ]
 }
 
@@ -48,7 +103,11 @@ pub struct SearchQuery {
     q: String,
 }
 
-async fn user_list(app: web::Data<App>, _a: AdminUser, q: web::Query<SearchQuery>) -> Result<HttpResponse, WebError> {
+async fn user_list(
+    app: web::Data<App>,
+    _a: AdminUser,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, WebError> {
     let query = q.into_inner().q;
     let list = app.db.read(move |c| users::search(c, &query, 1000)).await?;
     Ok(HttpResponse::Ok().json(list))
@@ -85,7 +144,11 @@ pub struct NewAccount {
 }
 
 /// Create an account (used by the API and the admin console).
-pub async fn create_user(app: &App, admin: &CurrentUser, new: NewAccount) -> Result<users::User, AccountsError> {
+pub async fn create_user(
+    app: &App,
+    admin: &CurrentUser,
+    new: NewAccount,
+) -> Result<users::User, AccountsError> {
     let NewAccount { username, password, display_name, email, admin: is_admin, must_change_password } = new;
     let (username, display_name) = (username.trim().to_string(), display_name.trim().to_string());
     users::check_username(&username)?;
@@ -108,14 +171,22 @@ pub async fn create_user(app: &App, admin: &CurrentUser, new: NewAccount) -> Res
                 now,
             )?;
             let detail = if is_admin { "administrator" } else { "" };
-            audit::record(&tx, &actor.event("user.create").target("user", user.id, &user.username).detail(detail), now)?;
+            audit::record(
+                &tx,
+                &actor.event("user.create").target("user", user.id, &user.username).detail(detail),
+                now,
+            )?;
             tx.commit()?;
             Ok(user)
         })
         .await
 }
 
-async fn user_create(app: web::Data<App>, a: AdminUser, body: web::Json<NewUserBody>) -> Result<HttpResponse, WebError> {
+async fn user_create(
+    app: web::Data<App>,
+    a: AdminUser,
+    body: web::Json<NewUserBody>,
+) -> Result<HttpResponse, WebError> {
     let b = body.into_inner();
     let new = NewAccount {
         username: b.username,
@@ -129,7 +200,11 @@ async fn user_create(app: web::Data<App>, a: AdminUser, body: web::Json<NewUserB
     Ok(created(serde_json::to_value(&user).map_err(WebError::internal)?))
 }
 
-async fn user_get(app: web::Data<App>, _a: AdminUser, path: web::Path<UserId>) -> Result<HttpResponse, WebError> {
+async fn user_get(
+    app: web::Data<App>,
+    _a: AdminUser,
+    path: web::Path<UserId>,
+) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     let policy = SessionPolicy::from_config(&app.config.sessions);
     let now = app.clock.now();
@@ -159,7 +234,12 @@ pub struct UserPatch {
 }
 
 /// Apply a change to a person with its audit events (API and admin console).
-pub async fn change_user(app: &App, admin: &CurrentUser, id: UserId, patch: UserChange) -> Result<users::User, AccountsError> {
+pub async fn change_user(
+    app: &App,
+    admin: &CurrentUser,
+    id: UserId,
+    patch: UserChange,
+) -> Result<users::User, AccountsError> {
     let now = app.clock.now();
     let actor = admin.actor();
     app.db
@@ -173,20 +253,22 @@ pub async fn change_user(app: &App, admin: &CurrentUser, id: UserId, patch: User
                 audit::record(&c, &actor.event("user.update").target("user", id, &before.username), now)?;
             }
             if let Some(disabled) = patch.disabled
-                && disabled != before.disabled {
-                    if disabled && id == actor.id.unwrap_or(UserId(0)) {
-                        return Err(AccountsError::Refused("you cannot disable your own account"));
-                    }
-                    users::set_disabled(&c, id, disabled, now)?;
-                    let action = if disabled { "user.disable" } else { "user.enable" };
-                    audit::record(&c, &actor.event(action).target("user", id, &before.username), now)?;
+                && disabled != before.disabled
+            {
+                if disabled && id == actor.id.unwrap_or(UserId(0)) {
+                    return Err(AccountsError::Refused("you cannot disable your own account"));
                 }
+                users::set_disabled(&c, id, disabled, now)?;
+                let action = if disabled { "user.disable" } else { "user.enable" };
+                audit::record(&c, &actor.event(action).target("user", id, &before.username), now)?;
+            }
             if let Some(admin_flag) = patch.admin
-                && admin_flag != before.is_admin {
-                    users::set_admin(&c, id, admin_flag)?;
-                    let action = if admin_flag { "user.admin-grant" } else { "user.admin-revoke" };
-                    audit::record(&c, &actor.event(action).target("user", id, &before.username), now)?;
-                }
+                && admin_flag != before.is_admin
+            {
+                users::set_admin(&c, id, admin_flag)?;
+                let action = if admin_flag { "user.admin-grant" } else { "user.admin-revoke" };
+                audit::record(&c, &actor.event(action).target("user", id, &before.username), now)?;
+            }
             let after = users::require(&c, id)?;
             c.commit()?;
             Ok(after)
@@ -202,9 +284,15 @@ pub struct UserChange {
     pub admin: Option<bool>,
 }
 
-async fn user_patch(app: web::Data<App>, a: AdminUser, path: web::Path<UserId>, body: web::Json<UserPatch>) -> Result<HttpResponse, WebError> {
+async fn user_patch(
+    app: web::Data<App>,
+    a: AdminUser,
+    path: web::Path<UserId>,
+    body: web::Json<UserPatch>,
+) -> Result<HttpResponse, WebError> {
     let b = body.into_inner();
-    let change = UserChange { display_name: b.display_name, email: b.email, disabled: b.disabled, admin: b.admin };
+    let change =
+        UserChange { display_name: b.display_name, email: b.email, disabled: b.disabled, admin: b.admin };
     let user = change_user(&app, &a.0, path.into_inner(), change).await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -215,7 +303,12 @@ pub struct PasswordBody {
     password: String,
 }
 
-async fn user_password(app: web::Data<App>, a: AdminUser, path: web::Path<UserId>, body: web::Json<PasswordBody>) -> Result<HttpResponse, WebError> {
+async fn user_password(
+    app: web::Data<App>,
+    a: AdminUser,
+    path: web::Path<UserId>,
+    body: web::Json<PasswordBody>,
+) -> Result<HttpResponse, WebError> {
     login::set_temporary_password(&app, &a.0.actor(), path.into_inner(), &body.password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -233,19 +326,30 @@ pub async fn unlock_user(app: &App, admin: &CurrentUser, id: UserId) -> Result<(
         .await
 }
 
-async fn user_unlock(app: web::Data<App>, a: AdminUser, path: web::Path<UserId>) -> Result<HttpResponse, WebError> {
+async fn user_unlock(
+    app: web::Data<App>,
+    a: AdminUser,
+    path: web::Path<UserId>,
+) -> Result<HttpResponse, WebError> {
     unlock_user(&app, &a.0, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn user_sessions(app: web::Data<App>, _a: AdminUser, path: web::Path<UserId>) -> Result<HttpResponse, WebError> {
+async fn user_sessions(
+    app: web::Data<App>,
+    _a: AdminUser,
+    path: web::Path<UserId>,
+) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     let policy = SessionPolicy::from_config(&app.config.sessions);
     let now = app.clock.now();
-    let list = app.db.read(move |c| {
-        users::require(c, id)?;
-        sessions::list_for_user(c, id, policy, now)
-    }).await?;
+    let list = app
+        .db
+        .read(move |c| {
+            users::require(c, id)?;
+            sessions::list_for_user(c, id, policy, now)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -257,13 +361,24 @@ pub async fn end_sessions(app: &App, admin: &CurrentUser, id: UserId) -> Result<
         .write(move |c| {
             let user = users::require(c, id)?;
             let n = sessions::revoke_all(c, id)?;
-            audit::record(c, &actor.event("session.revoke").target("user", id, &user.username).detail(format!("{n} sessions")), now)?;
+            audit::record(
+                c,
+                &actor
+                    .event("session.revoke")
+                    .target("user", id, &user.username)
+                    .detail(format!("{n} sessions")),
+                now,
+            )?;
             Ok(n)
         })
         .await
 }
 
-async fn user_sessions_end(app: web::Data<App>, a: AdminUser, path: web::Path<UserId>) -> Result<HttpResponse, WebError> {
+async fn user_sessions_end(
+    app: web::Data<App>,
+    a: AdminUser,
+    path: web::Path<UserId>,
+) -> Result<HttpResponse, WebError> {
     end_sessions(&app, &a.0, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -275,13 +390,21 @@ pub async fn end_session(app: &App, admin: &CurrentUser, id: SessionId) -> Resul
         .write(move |c| {
             let owner = sessions::revoke(c, id)?.ok_or(AccountsError::NotFound("session"))?;
             let name = users::get(c, owner)?.map(|u| u.username).unwrap_or_default();
-            audit::record(c, &actor.event("session.revoke").target("user", owner, &name).detail(format!("session {id}")), now)?;
+            audit::record(
+                c,
+                &actor.event("session.revoke").target("user", owner, &name).detail(format!("session {id}")),
+                now,
+            )?;
             Ok(())
         })
         .await
 }
 
-async fn session_end(app: web::Data<App>, a: AdminUser, path: web::Path<SessionId>) -> Result<HttpResponse, WebError> {
+async fn session_end(
+    app: web::Data<App>,
+    a: AdminUser,
+    path: web::Path<SessionId>,
+) -> Result<HttpResponse, WebError> {
     end_session(&app, &a.0, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -298,7 +421,12 @@ pub struct NewGroupBody {
     description: String,
 }
 
-pub async fn create_group(app: &App, admin: &CurrentUser, name: &str, description: &str) -> Result<groups::Group, AccountsError> {
+pub async fn create_group(
+    app: &App,
+    admin: &CurrentUser,
+    name: &str,
+    description: &str,
+) -> Result<groups::Group, AccountsError> {
     let now = app.clock.now();
     let (name, description, actor) = (name.trim().to_string(), description.trim().to_string(), admin.actor());
     app.db
@@ -312,14 +440,25 @@ pub async fn create_group(app: &App, admin: &CurrentUser, name: &str, descriptio
         .await
 }
 
-async fn group_create(app: web::Data<App>, a: AdminUser, body: web::Json<NewGroupBody>) -> Result<HttpResponse, WebError> {
+async fn group_create(
+    app: web::Data<App>,
+    a: AdminUser,
+    body: web::Json<NewGroupBody>,
+) -> Result<HttpResponse, WebError> {
     let g = create_group(&app, &a.0, &body.name, &body.description).await?;
     Ok(created(serde_json::json!({"id": g.id, "name": g.name})))
 }
 
-async fn group_get(app: web::Data<App>, _a: AdminUser, path: web::Path<GroupId>) -> Result<HttpResponse, WebError> {
+async fn group_get(
+    app: web::Data<App>,
+    _a: AdminUser,
+    path: web::Path<GroupId>,
+) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let (g, members) = app.db.read(move |c| Ok::<_, AccountsError>((groups::require(c, id)?, groups::members(c, id)?))).await?;
+    let (g, members) = app
+        .db
+        .read(move |c| Ok::<_, AccountsError>((groups::require(c, id)?, groups::members(c, id)?)))
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"group": g, "members": members})))
 }
 
@@ -330,14 +469,25 @@ pub async fn delete_group(app: &App, admin: &CurrentUser, id: GroupId) -> Result
         .write(move |c| {
             let tx = c.transaction()?;
             let g = groups::delete(&tx, id)?;
-            audit::record(&tx, &actor.event("group.delete").target("group", id, &g.name).detail(format!("{} members", g.members)), now)?;
+            audit::record(
+                &tx,
+                &actor
+                    .event("group.delete")
+                    .target("group", id, &g.name)
+                    .detail(format!("{} members", g.members)),
+                now,
+            )?;
             tx.commit()?;
             Ok(())
         })
         .await
 }
 
-async fn group_delete(app: web::Data<App>, a: AdminUser, path: web::Path<GroupId>) -> Result<HttpResponse, WebError> {
+async fn group_delete(
+    app: web::Data<App>,
+    a: AdminUser,
+    path: web::Path<GroupId>,
+) -> Result<HttpResponse, WebError> {
     delete_group(&app, &a.0, path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -348,7 +498,12 @@ pub struct MemberBody {
     username: String,
 }
 
-pub async fn add_member(app: &App, admin: &CurrentUser, group: GroupId, username: &str) -> Result<(), AccountsError> {
+pub async fn add_member(
+    app: &App,
+    admin: &CurrentUser,
+    group: GroupId,
+    username: &str,
+) -> Result<(), AccountsError> {
     let now = app.clock.now();
     let (username, actor) = (username.trim().to_string(), admin.actor());
     app.db
@@ -357,7 +512,14 @@ pub async fn add_member(app: &App, admin: &CurrentUser, group: GroupId, username
             let g = groups::require(&tx, group)?;
             let user = users::by_username(&tx, &username)?.ok_or(AccountsError::NotFound("user"))?;
             if groups::add_member(&tx, group, user.id, now)? {
-                audit::record(&tx, &actor.event("group.member-add").target("group", group, &g.name).detail(user.username.clone()), now)?;
+                audit::record(
+                    &tx,
+                    &actor
+                        .event("group.member-add")
+                        .target("group", group, &g.name)
+                        .detail(user.username.clone()),
+                    now,
+                )?;
             }
             tx.commit()?;
             Ok(())
@@ -365,12 +527,22 @@ pub async fn add_member(app: &App, admin: &CurrentUser, group: GroupId, username
         .await
 }
 
-async fn member_add(app: web::Data<App>, a: AdminUser, path: web::Path<GroupId>, body: web::Json<MemberBody>) -> Result<HttpResponse, WebError> {
+async fn member_add(
+    app: web::Data<App>,
+    a: AdminUser,
+    path: web::Path<GroupId>,
+    body: web::Json<MemberBody>,
+) -> Result<HttpResponse, WebError> {
     add_member(&app, &a.0, path.into_inner(), &body.username).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn remove_member(app: &App, admin: &CurrentUser, group: GroupId, user: UserId) -> Result<(), AccountsError> {
+pub async fn remove_member(
+    app: &App,
+    admin: &CurrentUser,
+    group: GroupId,
+    user: UserId,
+) -> Result<(), AccountsError> {
     let now = app.clock.now();
     let actor = admin.actor();
     app.db
@@ -381,14 +553,22 @@ pub async fn remove_member(app: &App, admin: &CurrentUser, group: GroupId, user:
             if !groups::remove_member(&tx, group, user)? {
                 return Err(AccountsError::NotFound("group member"));
             }
-            audit::record(&tx, &actor.event("group.member-remove").target("group", group, &g.name).detail(u.username), now)?;
+            audit::record(
+                &tx,
+                &actor.event("group.member-remove").target("group", group, &g.name).detail(u.username),
+                now,
+            )?;
             tx.commit()?;
             Ok(())
         })
         .await
 }
 
-async fn member_remove(app: web::Data<App>, a: AdminUser, path: web::Path<(GroupId, UserId)>) -> Result<HttpResponse, WebError> {
+async fn member_remove(
+    app: web::Data<App>,
+    a: AdminUser,
+    path: web::Path<(GroupId, UserId)>,
+) -> Result<HttpResponse, WebError> {
     let (g, u) = path.into_inner();
     remove_member(&app, &a.0, g, u).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -400,7 +580,11 @@ pub struct AllQuery {
     all: bool,
 }
 
-async fn token_list(app: web::Data<App>, user: CurrentUser, q: web::Query<AllQuery>) -> Result<HttpResponse, WebError> {
+async fn token_list(
+    app: web::Data<App>,
+    user: CurrentUser,
+    q: web::Query<AllQuery>,
+) -> Result<HttpResponse, WebError> {
     if q.all && !user.user.is_admin {
         return Err(WebError::forbidden());
     }
@@ -414,7 +598,11 @@ pub struct TokenBody {
     name: String,
 }
 
-async fn token_create(app: web::Data<App>, user: CurrentUser, body: web::Json<TokenBody>) -> Result<HttpResponse, WebError> {
+async fn token_create(
+    app: web::Data<App>,
+    user: CurrentUser,
+    body: web::Json<TokenBody>,
+) -> Result<HttpResponse, WebError> {
     let now = app.clock.now();
     let (uid, actor, name) = (user.user.id, user.actor(), body.name.trim().to_string());
     let (id, token) = app
@@ -430,7 +618,11 @@ async fn token_create(app: web::Data<App>, user: CurrentUser, body: web::Json<To
     Ok(created(serde_json::json!({"id": id, "token": token})))
 }
 
-async fn token_revoke(app: web::Data<App>, user: CurrentUser, path: web::Path<TokenId>) -> Result<HttpResponse, WebError> {
+async fn token_revoke(
+    app: web::Data<App>,
+    user: CurrentUser,
+    path: web::Path<TokenId>,
+) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     let info = app.db.read(move |c| tokens::get(c, id)).await?;
     match info {

@@ -12,6 +12,11 @@ pub fn endpoints() -> Vec<Endpoint> {
     let mut all = directory::endpoints();
     all.extend(categories::endpoints());
     all.extend(ops::endpoints());
-    all.push(super::get("/api/v1/openapi.json", super::Access::Public, "This API's OpenAPI description", openapi::document));
+    all.push(super::get(
+        "/api/v1/openapi.json",
+        super::Access::Public,
+        "This API's OpenAPI description",
+        openapi::document,
+    ));
     all
 }

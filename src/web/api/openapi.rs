@@ -30,11 +30,19 @@ pub fn build() -> Value {
         let ok = match e.method.as_str() {
             "POST" if e.summary.contains("Create") => "201",
             "DELETE" | "PUT" => "204",
-            "POST" if e.path.ends_with("/members") || e.path.ends_with("/password") || e.path.ends_with("/unlock") => "204",
+            "POST"
+                if e.path.ends_with("/members")
+                    || e.path.ends_with("/password")
+                    || e.path.ends_with("/unlock") =>
+            {
+                "204"
+            }
             _ => "200",
         };
         responses.insert(ok.into(), json!({"description": "Success"}));
-        for (code, what) in [("400", "Bad request"), ("401", "Not signed in"), ("403", "Not allowed"), ("404", "Not found")] {
+        for (code, what) in
+            [("400", "Bad request"), ("401", "Not signed in"), ("403", "Not allowed"), ("404", "Not found")]
+        {
             responses.insert(code.into(), json!({"description": what, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}));
         }
         let mut op = json!({
@@ -46,7 +54,8 @@ pub fn build() -> Value {
             "responses": responses,
         });
         if matches!(e.method.as_str(), "POST" | "PUT" | "PATCH") {
-            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
         }
         paths.entry(e.path.to_string()).or_insert_with(|| json!({}))[&method] = op;
     }

@@ -17,14 +17,23 @@ pub fn endpoints() -> Vec<Endpoint> {
         get("/healthz", Access::Public, "Liveness and role", healthz),
         get("/metrics", Access::Metrics, "Prometheus metrics", metrics_text),
         get("/api/v1/me", Access::SignedIn, "Who am I: username, admin flag, groups, grants", me),
-        get("/api/v1/audit", Access::Admin, "Audit events, newest first (filters: actor, action, target, outcome, from, to, before, limit)", audit_list),
+        get(
+            "/api/v1/audit",
+            Access::Admin,
+            "Audit events, newest first (filters: actor, action, target, outcome, from, to, before, limit)",
+            audit_list,
+        ),
         get("/admin/audit.csv", Access::Admin, "Audit events as CSV (same filters)", audit_csv),
     ]
 }
 
 async fn healthz(app: web::Data<App>) -> HttpResponse {
     // A trivial read proves the database answers.
-    let db_ok = app.db.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::db::DbError::from)).await.is_ok();
+    let db_ok = app
+        .db
+        .read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::db::DbError::from))
+        .await
+        .is_ok();
     let body = serde_json::json!({
         "status": if db_ok { "ok" } else { "degraded" },
         "version": crate::VERSION,
@@ -39,9 +48,10 @@ fn metrics_allowed(req: &HttpRequest, app: &App) -> bool {
     use actix_web::HttpMessage;
     let principal = req.extensions().get::<Principal>().cloned();
     if let Some(Principal::Token { user, .. }) = &principal
-        && user.is_admin {
-            return true;
-        }
+        && user.is_admin
+    {
+        return true;
+    }
     if let Some(expected) = app.config.metrics.token.expose() {
         let sent = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
         if sent.strip_prefix("Bearer ").is_some_and(|t| t == expected) {
@@ -50,7 +60,9 @@ fn metrics_allowed(req: &HttpRequest, app: &App) -> bool {
     }
     let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
     // A bearer token that is not an admin's is refused even from loopback: it was meant to identify someone.
-    app.config.metrics.allow_loopback && loopback && !matches!(principal, Some(Principal::Token { .. } | Principal::BadToken))
+    app.config.metrics.allow_loopback
+        && loopback
+        && !matches!(principal, Some(Principal::Token { .. } | Principal::BadToken))
 }
 
 async fn metrics_text(req: HttpRequest, app: web::Data<App>) -> Result<HttpResponse, WebError> {
@@ -113,7 +125,10 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<i64, WebError> {
             return Ok(t.and_utc().timestamp());
         }
     }
-    Err(WebError::bad_request("invalid-time", format!("“{s}” is not a date (YYYY-MM-DD) or an RFC 3339 time.")))
+    Err(WebError::bad_request(
+        "invalid-time",
+        format!("“{s}” is not a date (YYYY-MM-DD) or an RFC 3339 time."),
+    ))
 }
 
 impl AuditQuery {
@@ -123,7 +138,12 @@ impl AuditQuery {
             Some("success") => Some(Outcome::Success),
             Some("failure") => Some(Outcome::Failure),
             Some("denied") => Some(Outcome::Denied),
-            Some(_) => return Err(WebError::bad_request("invalid-outcome", "outcome must be success, failure or denied")),
+            Some(_) => {
+                return Err(WebError::bad_request(
+                    "invalid-outcome",
+                    "outcome must be success, failure or denied",
+                ));
+            }
         };
         Ok(audit::Filter {
             actor: self.actor.trim().to_string(),
@@ -138,13 +158,21 @@ impl AuditQuery {
     }
 }
 
-async fn audit_list(app: web::Data<App>, _admin: AdminUser, q: web::Query<AuditQuery>) -> Result<HttpResponse, WebError> {
+async fn audit_list(
+    app: web::Data<App>,
+    _admin: AdminUser,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, WebError> {
     let filter = q.to_filter(100)?;
     let events = app.db.read(move |c| audit::list(c, &filter)).await?;
     Ok(HttpResponse::Ok().json(events))
 }
 
-async fn audit_csv(app: web::Data<App>, admin: AdminUser, q: web::Query<AuditQuery>) -> Result<HttpResponse, WebError> {
+async fn audit_csv(
+    app: web::Data<App>,
+    admin: AdminUser,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, WebError> {
     let filter = q.to_filter(10_000)?;
     let now = app.clock.now();
     let event = admin.0.actor().event("audit.export");

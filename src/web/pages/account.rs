@@ -2,7 +2,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use reelbox_templates::pages::{AccountView, ConfirmView, PasswordView, SessionRow, TokenRow, account_page, confirm_page, password_page};
+use reelbox_templates::pages::{
+    AccountView, ConfirmView, PasswordView, SessionRow, TokenRow, account_page, confirm_page, password_page,
+};
 use serde::Deserialize;
 
 use super::{html, html_status, see_other};
@@ -23,7 +25,12 @@ pub fn endpoints() -> Vec<Endpoint> {
         get("/account/password", Access::SignedIn, "Change-password page", password_form),
         post("/account/password", Access::SignedIn, "Change own password", password_submit),
         post("/account/tokens", Access::SignedIn, "Create an API token", token_create),
-        get("/account/tokens/{id}/revoke", Access::SignedIn, "Confirm revoking an own API token", token_revoke_confirm),
+        get(
+            "/account/tokens/{id}/revoke",
+            Access::SignedIn,
+            "Confirm revoking an own API token",
+            token_revoke_confirm,
+        ),
         post("/account/tokens/{id}/revoke", Access::SignedIn, "Revoke an own API token", token_revoke),
     ]
 }
@@ -129,7 +136,9 @@ async fn password_submit(
     } else {
         login::change_own_password(&app, &user.actor(), &user.user, &f.current, &f.new, user.session_id())
             .await
-            .map_err(|e| if e.kind().is_client_error() { e.user_message() } else { WebError::from(e).message })
+            .map_err(
+                |e| if e.kind().is_client_error() { e.user_message() } else { WebError::from(e).message },
+            )
     };
     match result {
         Ok(()) => Ok(see_other("/?notice=password-changed")),
@@ -178,7 +187,9 @@ async fn token_create(
         .await;
     match created {
         Ok(token) => render_account(&req, &app, &user, Some(&token), None).await,
-        Err(e) if e.kind().is_client_error() => render_account(&req, &app, &user, None, Some(&e.user_message())).await,
+        Err(e) if e.kind().is_client_error() => {
+            render_account(&req, &app, &user, None, Some(&e.user_message())).await
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -235,7 +246,11 @@ pub async fn revoke_token(app: &App, user: &CurrentUser, id: TokenId) -> Result<
             let info = tokens::revoke(&tx, id, now)?;
             audit::record(
                 &tx,
-                &actor.event("token.revoke").target("token", id, &format!("{} ({})", info.name, info.username)),
+                &actor.event("token.revoke").target(
+                    "token",
+                    id,
+                    &format!("{} ({})", info.name, info.username),
+                ),
                 now,
             )?;
             tx.commit()?;

@@ -10,7 +10,9 @@ use super::{html, html_status, safe_next, see_other};
 use crate::App;
 use crate::accounts::{AccountsError, login};
 use crate::error::AppError;
-use crate::web::auth::{CsrfForm, CurrentUser, FORM_COOKIE, HasCsrf, Viewer, client_addr, session_cookie_name};
+use crate::web::auth::{
+    CsrfForm, CurrentUser, FORM_COOKIE, HasCsrf, Viewer, client_addr, session_cookie_name,
+};
 use crate::web::error::WebError;
 use crate::web::{Access, Endpoint, chrome, get, post};
 
@@ -60,7 +62,8 @@ async fn login_form(req: HttpRequest, viewer: Viewer, q: web::Query<NextQuery>) 
         return see_other(&next);
     }
     let (token, cookie) = form_token(&req);
-    let page = login_page(&chrome(&req, None), &LoginView { csrf: &token, username: "", next: &next, error: None });
+    let page =
+        login_page(&chrome(&req, None), &LoginView { csrf: &token, username: "", next: &next, error: None });
     with_cookie(html(page), cookie)
 }
 
@@ -79,7 +82,11 @@ impl HasCsrf for LoginForm {
     }
 }
 
-async fn login_submit(req: HttpRequest, app: web::Data<App>, form: CsrfForm<LoginForm>) -> Result<HttpResponse, WebError> {
+async fn login_submit(
+    req: HttpRequest,
+    app: web::Data<App>,
+    form: CsrfForm<LoginForm>,
+) -> Result<HttpResponse, WebError> {
     let f = form.0;
     let ua = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     match login::sign_in(&app, &f.username, &f.password, &client_addr(&req), &ua).await {
@@ -90,12 +97,17 @@ async fn login_submit(req: HttpRequest, app: web::Data<App>, form: CsrfForm<Logi
                 .secure(app.is_https())
                 .same_site(SameSite::Lax)
                 .finish();
-            let to = if signed_in.user.must_change_password { "/account/password" } else { safe_next(&f.next) };
+            let to =
+                if signed_in.user.must_change_password { "/account/password" } else { safe_next(&f.next) };
             let mut res = see_other(to);
             res.add_cookie(&cookie).map_err(WebError::internal)?;
             Ok(res)
         }
-        Err(e @ (AccountsError::InvalidCredentials | AccountsError::Throttled { .. } | AccountsError::Disabled)) => {
+        Err(
+            e @ (AccountsError::InvalidCredentials
+            | AccountsError::Throttled { .. }
+            | AccountsError::Disabled),
+        ) => {
             let web_error = WebError::from(AccountsError::InvalidCredentials);
             let (status, message) = match &e {
                 AccountsError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, e.user_message()),
@@ -105,7 +117,12 @@ async fn login_submit(req: HttpRequest, app: web::Data<App>, form: CsrfForm<Logi
             let (token, _) = form_token(&req);
             let page = login_page(
                 &chrome(&req, None),
-                &LoginView { csrf: &token, username: &f.username, next: safe_next(&f.next), error: Some(&message) },
+                &LoginView {
+                    csrf: &token,
+                    username: &f.username,
+                    next: safe_next(&f.next),
+                    error: Some(&message),
+                },
             );
             let mut res = html_status(status, page);
             if let AccountsError::Throttled { retry_after_secs } = e {
@@ -120,7 +137,11 @@ async fn login_submit(req: HttpRequest, app: web::Data<App>, form: CsrfForm<Logi
     }
 }
 
-async fn logout(app: web::Data<App>, user: CurrentUser, _form: CsrfForm<crate::web::auth::Confirm>) -> Result<HttpResponse, WebError> {
+async fn logout(
+    app: web::Data<App>,
+    user: CurrentUser,
+    _form: CsrfForm<crate::web::auth::Confirm>,
+) -> Result<HttpResponse, WebError> {
     if let Some(session) = user.session_id() {
         login::sign_out(&app, &user.actor(), session).await?;
     }
@@ -138,6 +159,10 @@ pub struct SetupQuery {
 
 async fn setup_form(req: HttpRequest, app: web::Data<App>, q: web::Query<SetupQuery>) -> HttpResponse {
     let token = q.token.clone().unwrap_or_default();
+    // An administrator created on the command line meanwhile closes the link.
+    if app.db.read(crate::accounts::users::admin_exists).await.unwrap_or(true) {
+        app.setup.close();
+    }
     if !app.setup.is_valid(&token, app.clock.now()) {
         return html_status(StatusCode::NOT_FOUND, setup_closed_page(&chrome(&req, None)));
     }
@@ -170,7 +195,11 @@ impl HasCsrf for SetupForm {
     }
 }
 
-async fn setup_submit(req: HttpRequest, app: web::Data<App>, form: CsrfForm<SetupForm>) -> Result<HttpResponse, WebError> {
+async fn setup_submit(
+    req: HttpRequest,
+    app: web::Data<App>,
+    form: CsrfForm<SetupForm>,
+) -> Result<HttpResponse, WebError> {
     let f = form.0;
     if !app.setup.is_valid(&f.token, app.clock.now()) {
         return Ok(html_status(StatusCode::NOT_FOUND, setup_closed_page(&chrome(&req, None))));
@@ -178,15 +207,23 @@ async fn setup_submit(req: HttpRequest, app: web::Data<App>, form: CsrfForm<Setu
     let result = if f.password != f.password_confirm {
         Err("The two passwords are different. Type the same password twice.".to_string())
     } else {
-        login::complete_setup(&app, &f.token, f.username.trim(), f.display_name.trim(), &f.password, &client_addr(&req))
-            .await
-            .map_err(|e| if e.kind().is_client_error() { e.user_message() } else { WebError::from(e).message })
+        login::complete_setup(
+            &app,
+            &f.token,
+            f.username.trim(),
+            f.display_name.trim(),
+            &f.password,
+            &client_addr(&req),
+        )
+        .await
+        .map_err(|e| if e.kind().is_client_error() { e.user_message() } else { WebError::from(e).message })
     };
     match result {
         Ok(_) => {
             // Sign the new administrator straight in.
             let ua = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            let signed_in = login::sign_in(&app, f.username.trim(), &f.password, &client_addr(&req), &ua).await?;
+            let signed_in =
+                login::sign_in(&app, f.username.trim(), &f.password, &client_addr(&req), &ua).await?;
             let cookie = Cookie::build(session_cookie_name(app.is_https()), signed_in.session.token)
                 .path("/")
                 .http_only(true)

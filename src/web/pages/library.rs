@@ -21,10 +21,30 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![
         get("/", Access::Filtered, "Home: the categories the person may see", home),
         get("/categories/{id}", Access::Category(Role::View), "A category's page", category),
-        get("/categories/{id}/access", Access::Category(Role::Manage), "Who can see this category and why", access),
-        post("/categories/{id}/access", Access::Category(Role::Manage), "Grant a role on the category", grant_add),
-        get("/categories/{id}/access/{grant}/remove", Access::Category(Role::Manage), "Confirm removing a grant", grant_remove_confirm),
-        post("/categories/{id}/access/{grant}/remove", Access::Category(Role::Manage), "Remove a grant", grant_remove),
+        get(
+            "/categories/{id}/access",
+            Access::Category(Role::Manage),
+            "Who can see this category and why",
+            access,
+        ),
+        post(
+            "/categories/{id}/access",
+            Access::Category(Role::Manage),
+            "Grant a role on the category",
+            grant_add,
+        ),
+        get(
+            "/categories/{id}/access/{grant}/remove",
+            Access::Category(Role::Manage),
+            "Confirm removing a grant",
+            grant_remove_confirm,
+        ),
+        post(
+            "/categories/{id}/access/{grant}/remove",
+            Access::Category(Role::Manage),
+            "Remove a grant",
+            grant_remove,
+        ),
     ]
 }
 
@@ -80,7 +100,12 @@ async fn category(
     let access = require_role(&app, user, id, Role::View).await?;
     let (trail, children) = app
         .db
-        .read(move |c| Ok::<_, crate::library::LibraryError>((categories::ancestry(c, id)?, categories::children(c, id)?)))
+        .read(move |c| {
+            Ok::<_, crate::library::LibraryError>((
+                categories::ancestry(c, id)?,
+                categories::children(c, id)?,
+            ))
+        })
         .await?;
     let Some(this) = trail.last().cloned() else { return Err(WebError::not_found()) };
     let crumbs: Vec<(String, String)> = std::iter::once(("Library".to_string(), "/".to_string()))
@@ -89,7 +114,13 @@ async fn category(
     let children: Vec<CategoryRow> = children
         .into_iter()
         .filter(|c| access.can(c.id, Role::View))
-        .map(|c| CategoryRow { id: c.id.0, name: c.name, description: c.description, depth: 0, access: String::new() })
+        .map(|c| CategoryRow {
+            id: c.id.0,
+            name: c.name,
+            description: c.description,
+            depth: 0,
+            access: String::new(),
+        })
         .collect();
     let view = CategoryView {
         id: id.0,
@@ -160,14 +191,22 @@ pub(crate) async fn render_access(
                     Grantee::User(_) => "person",
                 },
                 role: r.role.as_str().to_string(),
-                via: if r.via_category_id == id { "this category".into() } else { format!("inherited from {}", r.via_category_name) },
+                via: if r.via_category_id == id {
+                    "this category".into()
+                } else {
+                    format!("inherited from {}", r.via_category_name)
+                },
                 members: r.members,
             })
             .collect(),
         groups: all_groups.iter().map(|g| (g.id.0, g.name.clone())).collect(),
         error: error.as_deref(),
     };
-    let status = if error.is_some() { actix_web::http::StatusCode::BAD_REQUEST } else { actix_web::http::StatusCode::OK };
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::BAD_REQUEST
+    } else {
+        actix_web::http::StatusCode::OK
+    };
     Ok(super::html_status(status, access_page(&chrome(req, Some(user)), &view)))
 }
 
@@ -199,7 +238,14 @@ async fn grant_add(
     require_role(&app, Some(&user), id, Role::Manage).await?;
     let f = form.0;
     let Some(role) = Role::parse(&f.role) else {
-        return render_access(&req, &app, &user, id, Some("Choose a role: view, contribute, edit or manage.".into())).await;
+        return render_access(
+            &req,
+            &app,
+            &user,
+            id,
+            Some("Choose a role: view, contribute, edit or manage.".into()),
+        )
+        .await;
     };
     let username = f.username.trim().to_string();
     let group_id = f.group_id.trim().parse::<i64>().ok();
@@ -211,9 +257,13 @@ async fn grant_add(
             let grantee = match (group_id, username.is_empty()) {
                 (Some(g), true) => Grantee::Group(groups::require(c, crate::db::ids::GroupId(g))?.id),
                 (None, false) => Grantee::User(
-                    users::by_username(c, &username)?.ok_or(crate::accounts::AccountsError::NotFound("user"))?.id,
+                    users::by_username(c, &username)?
+                        .ok_or(crate::accounts::AccountsError::NotFound("user"))?
+                        .id,
                 ),
-                _ => return Err(crate::accounts::AccountsError::Refused("choose either a group or a person")),
+                _ => {
+                    return Err(crate::accounts::AccountsError::Refused("choose either a group or a person"));
+                }
             };
             let cat = categories::require(c, id)?;
             grants::set(c, id, grantee, role, now)?;
@@ -223,7 +273,10 @@ async fn grant_add(
             };
             audit::record(
                 c,
-                &actor.event("grant.set").target("category", id, &cat.name).detail(format!("{label}: {}", role.as_str())),
+                &actor
+                    .event("grant.set")
+                    .target("category", id, &cat.name)
+                    .detail(format!("{label}: {}", role.as_str())),
                 now,
             )?;
             Ok(())
@@ -284,10 +337,11 @@ async fn grant_remove(
             }
             audit::record(
                 &tx,
-                &actor
-                    .event("grant.remove")
-                    .target("category", id, "")
-                    .detail(format!("{}: {}", removed.grantee_name, removed.role.as_str())),
+                &actor.event("grant.remove").target("category", id, "").detail(format!(
+                    "{}: {}",
+                    removed.grantee_name,
+                    removed.role.as_str()
+                )),
                 now,
             )?;
             tx.commit()?;
