@@ -57,6 +57,14 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
     let base = cfg.base_url_for(bound);
 
+    // Listen for SIGTERM/SIGINT before announcing anything, so a signal sent as soon as the URL
+    // is printed still stops the server gracefully.
+    let signals = (|| {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+    })()
+    .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
+
     let state = app.clone();
     let server = HttpServer::new(move || {
         actix_web::App::new()
@@ -70,6 +78,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
             .wrap(from_fn(web::middleware::security_headers))
             .wrap(from_fn(web::middleware::observe))
     })
+    .disable_signals()
     .workers(workers)
     .max_connection_rate(256)
     .shutdown_timeout(30)
@@ -90,6 +99,15 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     tracing::info!(%bound, "listening");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
+    let handle = server.handle();
+    tokio::spawn(async move {
+        let (mut term, mut int) = signals;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing requests in flight, then stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing requests in flight, then stopping"),
+        }
+        handle.stop(true).await;
+    });
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let result = server.await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
