@@ -77,6 +77,7 @@ pub struct Config {
     pub passwords: PasswordConfig,
     pub login: LoginConfig,
     pub limits: LimitConfig,
+    pub uploads: UploadConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
@@ -127,6 +128,17 @@ pub struct LimitConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// Largest file accepted, in bytes (checked before any byte is written).
+    pub max_size_bytes: u64,
+    /// Resumable uploads untouched for this many hours are removed with their bytes.
+    pub expire_hours: u32,
+    /// Kinds of media people may upload: any of `video`, `audio`, `image`, `document`.
+    pub allowed_kinds: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Serve `/metrics` to requests from the loopback interface without a token.
     pub allow_loopback: bool,
@@ -155,6 +167,7 @@ impl Default for Config {
             passwords: PasswordConfig::default(),
             login: LoginConfig::default(),
             limits: LimitConfig::default(),
+            uploads: UploadConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -193,6 +206,23 @@ impl Default for LoginConfig {
 impl Default for LimitConfig {
     fn default() -> Self {
         LimitConfig { max_form_bytes: 256 * 1024 }
+    }
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            max_size_bytes: 50 * 1024 * 1024 * 1024,
+            expire_hours: 24,
+            allowed_kinds: ["video", "audio", "image", "document"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl UploadConfig {
+    /// The allowed kinds, parsed (validation has refused unknown names).
+    pub fn kinds(&self) -> Vec<crate::library::media::MediaKind> {
+        self.allowed_kinds.iter().filter_map(|k| crate::library::media::MediaKind::parse(k)).collect()
     }
 }
 
@@ -327,6 +357,26 @@ impl Config {
         }
         if self.limits.max_form_bytes < 1024 {
             return Err(bad("limits.max_form_bytes", "must be at least 1024"));
+        }
+        if self.uploads.max_size_bytes == 0 {
+            return Err(bad("uploads.max_size_bytes", "must be at least 1"));
+        }
+        if !(1..=24 * 90).contains(&self.uploads.expire_hours) {
+            return Err(bad("uploads.expire_hours", "must be between 1 and 2160 (90 days)"));
+        }
+        if self.uploads.allowed_kinds.is_empty() {
+            return Err(bad(
+                "uploads.allowed_kinds",
+                "must name at least one of video, audio, image, document",
+            ));
+        }
+        if let Some(k) =
+            self.uploads.allowed_kinds.iter().find(|k| crate::library::media::MediaKind::parse(k).is_none())
+        {
+            return Err(bad(
+                "uploads.allowed_kinds",
+                format!("`{k}` is not a kind of media; use any of video, audio, image, document"),
+            ));
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(bad(
@@ -511,6 +561,23 @@ mod tests {
             .expect_err("weak argon2")
             .to_string();
         assert!(err.contains("19456"), "{err}");
+    }
+
+    #[test]
+    fn upload_settings_default_and_validate() {
+        let c = Config::load_with_env(None, &Overrides::default(), Vec::new()).expect("defaults").config;
+        assert_eq!(c.uploads.max_size_bytes, 50 * 1024 * 1024 * 1024);
+        assert_eq!(c.uploads.expire_hours, 24);
+        assert_eq!(c.uploads.kinds().len(), 4);
+        let f = write("[uploads]\nallowed_kinds = [\"video\", \"spreadsheet\"]\n");
+        let err = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new())
+            .expect_err("unknown kind")
+            .to_string();
+        assert!(err.contains("uploads.allowed_kinds") && err.contains("spreadsheet"), "{err}");
+        let env = vec![("REELBOX_UPLOADS__EXPIRE_HOURS".to_string(), "0".to_string())];
+        let err =
+            Config::load_with_env(None, &Overrides::default(), env).expect_err("zero hours").to_string();
+        assert!(err.contains("uploads.expire_hours"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,13 @@ pub enum ErrorKind {
     NotFound,
     Conflict,
     PayloadTooLarge,
-    TooManyRequests { retry_after_secs: u64 },
+    /// The content is of a type the server does not accept (415).
+    UnsupportedMediaType,
+    /// Well-formed but wrong, e.g. a checksum that does not match the content (422).
+    Unprocessable,
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     InsufficientStorage,
     Unavailable,
     Internal,

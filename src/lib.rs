@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod ingest;
 pub mod insights;
 pub mod library;
 pub mod ops;
@@ -32,6 +33,10 @@ pub struct App(Arc<AppInner>);
 pub struct AppInner {
     pub config: Config,
     pub db: Db,
+    /// Originals and derived files, by SHA-256.
+    pub store: store::BlobStore,
+    /// Resumable uploads in progress.
+    pub uploads: ingest::tus::Uploads,
     pub clock: Clock,
     pub hasher: Hasher,
     pub setup: SetupLink,
@@ -51,6 +56,8 @@ impl App {
     pub fn new(
         config: Config,
         db: Db,
+        store: store::BlobStore,
+        uploads: ingest::tus::Uploads,
         clock: Clock,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<App, argon2::Error> {
@@ -58,6 +65,8 @@ impl App {
         Ok(App(Arc::new(AppInner {
             config,
             db,
+            store,
+            uploads,
             clock,
             hasher,
             setup: SetupLink::default(),

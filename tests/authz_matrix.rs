@@ -64,6 +64,10 @@ enum P {
     FreshMembership,
     /// The same, the other way round: the bystander and the throwaway group.
     FreshMembershipOfUser,
+    /// A ready media item (an image) in the category, uploaded by the administrator.
+    Media(Cat),
+    /// A new tus upload into C started by the contributor (not finished).
+    FreshUpload,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +75,12 @@ enum Body {
     None,
     Form(&'static [(&'static str, &'static str)]),
     Json(&'static str),
+    /// A small PNG with its `Content-Digest`, as `POST /api/v1/media` takes it.
+    Upload,
+    /// tus creation headers for the small PNG into the category (`Upload-Metadata`).
+    TusCreate(Cat),
+    /// The first bytes of the small PNG at offset 0.
+    TusChunk,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -125,6 +135,14 @@ impl Case {
         self.query = q;
         self
     }
+    fn body_tus(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+    fn body_upload(mut self) -> Self {
+        self.body = Body::Upload;
+        self
+    }
     fn cred(mut self, c: Cred) -> Self {
         self.cred = Some(c);
         self
@@ -161,6 +179,11 @@ const fn manage_c(anon: u16, ok: u16) -> [u16; 7] {
 const fn only_admin_sees_d(anon: u16, ok: u16) -> [u16; 7] {
     [anon, 404, 404, 404, 404, 404, ok]
 }
+/// An upload started by the contributor: theirs and the administrator's, missing for the rest.
+const fn uploader(ok: u16) -> [u16; 7] {
+    [401, 404, 404, ok, 404, 404, ok]
+}
+const UPLOADER: [u16; 7] = uploader(200);
 /// Someone else's token: hidden from everyone but the administrator.
 const fn others_token(anon: u16, ok: u16) -> [u16; 7] {
     [anon, 404, 404, 404, 404, 404, ok]
@@ -524,6 +547,58 @@ fn table() -> Vec<Row> {
                 case(only_admin_sees_d(401, 200)).on("D", &[Category(D)]),
             ],
         ),
+        // Media.
+        row(
+            M::POST,
+            "/api/v1/media",
+            vec![
+                case([401, 404, 403, 201, 201, 201, 201])
+                    .on("into C", &[])
+                    .query("category=$C&filename=m$U.png")
+                    .body_upload(),
+                case(only_admin_sees_d(401, 201))
+                    .on("into D", &[])
+                    .query("category=$D&filename=m$U.png")
+                    .body_upload(),
+            ],
+        ),
+        row(
+            M::GET,
+            "/api/v1/media/{id}",
+            vec![
+                case([401, 404, 200, 200, 200, 200, 200]).on("in C", &[Media(C)]),
+                case(only_admin_sees_d(401, 200)).on("in D", &[Media(D)]),
+            ],
+        ),
+        row(
+            M::GET,
+            "/api/v1/media/{id}/original",
+            vec![
+                case([401, 404, 200, 200, 200, 200, 200]).on("in C", &[Media(C)]),
+                case(only_admin_sees_d(401, 200)).on("in D", &[Media(D)]),
+            ],
+        ),
+        // Resumable uploads (tus): an upload is its uploader's (and administrators').
+        row(M::OPTIONS, "/api/v1/uploads", vec![case([204; 7])]),
+        row(
+            M::POST,
+            "/api/v1/uploads",
+            vec![
+                case([401, 404, 403, 201, 201, 201, 201]).on("into C", &[]).body_tus(Body::TusCreate(C)),
+                case(only_admin_sees_d(401, 201)).on("into D", &[]).body_tus(Body::TusCreate(D)),
+            ],
+        ),
+        row(M::HEAD, "/api/v1/uploads/{id}", vec![case(UPLOADER).on("the contributor's", &[FreshUpload])]),
+        row(
+            M::PATCH,
+            "/api/v1/uploads/{id}",
+            vec![case(uploader(204)).on("the contributor's", &[FreshUpload]).body_tus(Body::TusChunk)],
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/uploads/{id}",
+            vec![case(uploader(204)).on("the contributor's", &[FreshUpload])],
+        ),
         // Identity, audit, description.
         row(M::GET, "/api/v1/me", vec![case(api_signed_in(200))]),
         row(M::GET, "/api/v1/audit", vec![case(api_admin(200))]),
@@ -547,10 +622,36 @@ struct Fixture {
     spare_group: i64,
     grant_c: i64,
     grant_d: i64,
+    media_c: i64,
+    media_d: i64,
     setup_token: String,
     /// The anonymous browser's pre-session cookie and csrf value.
     form: (String, String),
     uniq: AtomicU64,
+}
+
+/// The smallest thing detected as an image: the PNG signature and an IHDR chunk header.
+const UPLOAD_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+
+fn upload_digest() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(UPLOAD_PNG))
+    )
+}
+
+fn tus_metadata(category: i64) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    format!(
+        "filename {},category {},sha256 {}",
+        b64("sample.png"),
+        b64(&category.to_string()),
+        b64(&hex::encode(sha2::Sha256::digest(UPLOAD_PNG)))
+    )
 }
 
 fn id_of(v: &Value) -> i64 {
@@ -637,6 +738,21 @@ impl Fixture {
         }
         let bystander_token_id = id_of(&server.api(&bystander_token).get_json("/api/v1/tokens").await[0]);
         let admin_session = sessions[ADMIN].clone().expect("admin session");
+        let mut media = Vec::new();
+        for cat in [c, d] {
+            let res = admin
+                .client
+                .post(admin.url(&format!("/api/v1/media?category={cat}&filename=sample.png")))
+                .bearer_auth(&admin.token)
+                .header("Content-Digest", upload_digest())
+                .body(UPLOAD_PNG.to_vec())
+                .send()
+                .await
+                .expect("upload");
+            assert_eq!(res.status().as_u16(), 201, "admin uploads a sample into {cat}");
+            media.push(id_of(&res.json::<Value>().await.expect("item")));
+        }
+        let (media_c, media_d) = (media[0], media[1]);
         let form = server.form_cookie().await;
         Fixture {
             server,
@@ -653,6 +769,8 @@ impl Fixture {
             spare_group,
             grant_c,
             grant_d,
+            media_c,
+            media_d,
             setup_token,
             form,
             uniq: AtomicU64::new(1),
@@ -698,12 +816,31 @@ impl Fixture {
 
     async fn resolve(&self, p: P, persona: usize) -> Vec<String> {
         let one = |v: i64| vec![v.to_string()];
+        let one_str = |v: &str| vec![v.to_string()];
         match p {
             P::Category(c) => one(self.cat(c)),
             P::Group => one(self.spare_group),
             P::User => one(self.bystander),
             P::Grant(Cat::C) => one(self.grant_c),
             P::Grant(Cat::D) => one(self.grant_d),
+            P::Media(Cat::C) => one(self.media_c),
+            P::Media(Cat::D) => one(self.media_d),
+            P::FreshUpload => {
+                let conrad = self.server.api(self.tokens[3].as_deref().expect("contributor token"));
+                let res = conrad
+                    .client
+                    .post(conrad.url("/api/v1/uploads"))
+                    .bearer_auth(&conrad.token)
+                    .header("Tus-Resumable", "1.0.0")
+                    .header("Upload-Length", UPLOAD_PNG.len().to_string())
+                    .header("Upload-Metadata", tus_metadata(self.c))
+                    .send()
+                    .await
+                    .expect("tus creation");
+                assert_eq!(res.status().as_u16(), 201, "the contributor starts an upload");
+                let location = location(&res);
+                one_str(location.rsplit('/').next().unwrap_or_default())
+            }
             P::OwnToken => one(self.token_ids[persona].unwrap_or(self.bystander_token_id)),
             P::OtherToken => one(self.bystander_token_id),
             P::FreshGrant(c) => {
@@ -799,6 +936,9 @@ impl Fixture {
             _ => None,
         };
         let mut req = http().request(r.method.clone(), self.server.url(&path));
+        if r.path.starts_with("/api/v1/uploads") {
+            req = req.header("Tus-Resumable", "1.0.0");
+        }
         if r.method != Method::GET {
             req = req.header("Origin", &self.server.base);
         }
@@ -829,6 +969,20 @@ impl Fixture {
             }
             Body::Json(text) => {
                 req = req.header("Content-Type", "application/json").body(self.subst(text));
+            }
+            Body::Upload => {
+                req = req.header("Content-Digest", upload_digest()).body(UPLOAD_PNG.to_vec());
+            }
+            Body::TusCreate(cat) => {
+                req = req
+                    .header("Upload-Length", UPLOAD_PNG.len().to_string())
+                    .header("Upload-Metadata", tus_metadata(self.cat(cat)));
+            }
+            Body::TusChunk => {
+                req = req
+                    .header("Content-Type", "application/offset+octet-stream")
+                    .header("Upload-Offset", "0")
+                    .body(UPLOAD_PNG[..8].to_vec());
             }
         }
         let res = req.send().await.unwrap_or_else(|e| panic!("{} {path}: {e}", r.method));

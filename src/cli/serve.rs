@@ -40,11 +40,13 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     })?;
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
     let db = crate::db::Db::open(&cfg.data_dir, workers as u32 * 2).map_err(|e| fail(e.to_string()))?;
+    let store = crate::store::BlobStore::open(&cfg.data_dir).map_err(|e| fail(e.to_string()))?;
+    let uploads = crate::ingest::tus::Uploads::open(&cfg.data_dir).map_err(|e| fail(e.to_string()))?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics disabled"))
         .ok();
-    let app = App::new(cfg.clone(), db.clone(), Clock::System, metrics)
+    let app = App::new(cfg.clone(), db.clone(), store, uploads, Clock::System, metrics)
         .map_err(|e| fail(format!("bad password settings: {e}")))?;
 
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
@@ -117,7 +119,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     result.map(|_| ExitCode::SUCCESS).map_err(|e| fail(format!("server error: {e}")))
 }
 
-/// Remove expired sessions now and then.
+/// Remove expired sessions and abandoned uploads now and then (and once at start).
 async fn housekeeping(app: App) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
@@ -126,6 +128,11 @@ async fn housekeeping(app: App) {
         let now = app.clock.now();
         if let Err(e) = app.db.write(move |c| sessions::purge_expired(c, policy, now)).await {
             tracing::warn!(error = %e, "session clean-up failed");
+        }
+        match crate::ingest::tus::expire(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "expired abandoned uploads"),
+            Err(e) => tracing::warn!(error = %e, "clean-up of abandoned uploads failed"),
         }
     }
 }

@@ -38,4 +38,4 @@ macro_rules! id_type {
     )*};
 }
 
-id_type!(UserId, GroupId, CategoryId, SessionId, TokenId, GrantId, AuditId);
+id_type!(UserId, GroupId, CategoryId, SessionId, TokenId, GrantId, AuditId, MediaId);

@@ -17,7 +17,8 @@ use rusqlite_migration::{M, Migrations};
 pub mod ids;
 
 /// The schema, one file per version. Append only: a released migration is never edited.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrations/0001_init.sql"), include_str!("migrations/0002_media.sql")];
 
 /// Pages the WAL may grow to before SQLite checkpoints by itself. Replication will set this to 0
 /// and own checkpoints; no other code sets it.

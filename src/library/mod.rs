@@ -2,6 +2,8 @@
 //! with ingest. Owns the table `categories`.
 
 pub mod categories;
+pub mod media;
+pub mod thumbnails;
 
 use crate::db::DbError;
 use crate::error::{AppError, ErrorKind};
@@ -18,6 +20,8 @@ pub enum LibraryError {
     BadParent(&'static str),
     #[error("category is not empty: {0}")]
     NotEmpty(&'static str),
+    #[error("not allowed in this state: {0}")]
+    WrongStatus(&'static str),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -36,6 +40,7 @@ impl AppError for LibraryError {
             LibraryError::NameTaken(_) => "category-name-taken",
             LibraryError::BadParent(_) => "invalid-parent",
             LibraryError::NotEmpty(_) => "category-not-empty",
+            LibraryError::WrongStatus(_) => "wrong-status",
             LibraryError::Db(e) => e.code(),
         }
     }
@@ -43,7 +48,9 @@ impl AppError for LibraryError {
         match self {
             LibraryError::NotFound(_) => ErrorKind::NotFound,
             LibraryError::InvalidName(_) | LibraryError::BadParent(_) => ErrorKind::BadRequest,
-            LibraryError::NameTaken(_) | LibraryError::NotEmpty(_) => ErrorKind::Conflict,
+            LibraryError::NameTaken(_) | LibraryError::NotEmpty(_) | LibraryError::WrongStatus(_) => {
+                ErrorKind::Conflict
+            }
             LibraryError::Db(e) => e.kind(),
         }
     }
@@ -56,6 +63,7 @@ impl AppError for LibraryError {
             }
             LibraryError::BadParent(why) => format!("The category cannot go there: {why}."),
             LibraryError::NotEmpty(why) => format!("The category cannot be removed: {why}."),
+            LibraryError::WrongStatus(why) => format!("That cannot be done right now: {why}."),
             LibraryError::Db(e) => e.user_message(),
         }
     }

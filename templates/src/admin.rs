@@ -59,7 +59,7 @@ pub fn access_page(chrome: &Chrome, v: &AccessView<'_>) -> Markup {
         html! {
             (breadcrumbs(&crumbs))
             h1 { "Who can see “" (v.category_name) "”" }
-            p.muted { "Path: " (v.trail.join(" › ")) }
+            @if v.trail.len() > 1 { p.muted { "Path: " (v.trail.join(" › ")) } }
             (form_error(v.error))
             section.card {
                 h2 { "Why people can see it" }

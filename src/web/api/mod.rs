@@ -3,14 +3,18 @@
 
 pub mod categories;
 pub mod directory;
+pub mod media;
 pub mod openapi;
 pub mod ops;
+pub mod uploads;
 
 use super::Endpoint;
 
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = directory::endpoints();
     all.extend(categories::endpoints());
+    all.extend(media::endpoints());
+    all.extend(uploads::endpoints());
     all.extend(ops::endpoints());
     all.push(super::get(
         "/api/v1/openapi.json",

@@ -1,0 +1,748 @@
+//! Resumable uploads, tus 1.0.0 (core, creation, creation-with-upload, termination, expiration,
+//! checksum). Owns the table `uploads` and the partial files under `<data>/uploads/`.
+//!
+//! Creation makes the media item (status `uploading`) and the upload row, then an empty partial
+//! file. Each PATCH appends through a `BlobWriter` kept in memory between requests (one at a
+//! time per upload), fsyncs at the end and records the offset, so a restart resumes from a
+//! durable offset (`BlobWriter::resume` re-reads the file to rebuild the hash). A chunk whose
+//! `Upload-Checksum` does not match is cut off again. The last PATCH detects the kind, compares
+//! the whole-file hash with the declared one, moves the file into the store and only then
+//! completes the item.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::{Stream, StreamExt};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::Digest;
+
+use super::detect::{self, DetectError};
+use super::simple::with_full_sync;
+use super::{IngestError, OLE2_MAGIC, simple};
+use crate::App;
+use crate::accounts::login::Actor;
+use crate::clock::Timestamp;
+use crate::db::ids::{CategoryId, MediaId, UserId};
+use crate::insights::audit::{self, Outcome};
+use crate::library::LibraryError;
+use crate::library::media::{self, MediaItem, NewMedia, StoredContent};
+use crate::store::{BlobWriter, Sha256, StoreError};
+
+pub const VERSION: &str = "1.0.0";
+pub const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration,checksum";
+pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
+const UPLOADS_DIR: &str = "uploads";
+/// Chunks in flight between a PATCH and the writer thread.
+const CHANNEL_CHUNKS: usize = 16;
+
+type Slot = Arc<tokio::sync::Mutex<Option<BlobWriter>>>;
+
+/// The partial files and the writers kept open between PATCHes.
+pub struct Uploads {
+    dir: PathBuf,
+    open: Mutex<HashMap<String, Slot>>,
+}
+
+impl Uploads {
+    /// `<data>/uploads/`, on the same filesystem as the blob store so finished uploads are
+    /// renamed into it.
+    pub fn open(data_dir: &Path) -> Result<Uploads, StoreError> {
+        let dir = data_dir.join(UPLOADS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io_at("creating", &dir, e))?;
+        Ok(Uploads { dir, open: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn slot(&self, id: &str) -> Slot {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.entry(id.to_string()).or_default().clone()
+    }
+
+    fn forget(&self, id: &str) {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    pub id: String,
+    pub media_id: MediaId,
+    pub owner_id: Option<UserId>,
+    pub length: u64,
+    /// The offset last made durable.
+    pub received: u64,
+    pub expected_sha256: String,
+    /// The creation request's `Upload-Metadata`, as sent.
+    pub metadata: String,
+    pub partial_name: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+const SELECT: &str =
+    "SELECT id, media_id, owner_id, length, received, expected_sha256, metadata, partial_name,
+                             created_at, expires_at FROM uploads";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Upload> {
+    let metadata: String = r.get(6)?;
+    let raw = serde_json::from_str::<serde_json::Value>(&metadata)
+        .ok()
+        .and_then(|v| v["upload_metadata"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    Ok(Upload {
+        id: r.get(0)?,
+        media_id: r.get(1)?,
+        owner_id: r.get(2)?,
+        length: r.get::<_, i64>(3)?.max(0) as u64,
+        received: r.get::<_, i64>(4)?.max(0) as u64,
+        expected_sha256: r.get(5)?,
+        metadata: raw,
+        partial_name: r.get(7)?,
+        created_at: r.get(8)?,
+        expires_at: r.get(9)?,
+    })
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Upload>, LibraryError> {
+    Ok(conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], from_row).optional()?)
+}
+
+fn expired(conn: &Connection, now: Timestamp) -> Result<Vec<Upload>, LibraryError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE expires_at <= ?1"))?;
+    let rows = stmt.query_map([now], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `Upload-Metadata`: comma-separated `key base64value` pairs (the value may be absent).
+pub fn parse_metadata(header: &str) -> Result<HashMap<String, String>, IngestError> {
+    use base64::Engine;
+    let mut out = HashMap::new();
+    for pair in header.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
+        let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| {
+            IngestError::BadRequest(format!("Upload-Metadata value of {key:?} is not base64"))
+        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| IngestError::BadRequest(format!("Upload-Metadata value of {key:?} is not UTF-8")))?;
+        if out.insert(key.to_string(), text).is_some() {
+            return Err(IngestError::BadRequest(format!("Upload-Metadata names {key:?} twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// What a creation request asks for, from its headers.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub category: CategoryId,
+    pub filename: String,
+    pub title: String,
+    pub length: u64,
+    pub expected: Sha256,
+    pub raw_metadata: String,
+}
+
+impl NewUpload {
+    pub fn from_headers(length: u64, raw_metadata: &str) -> Result<NewUpload, IngestError> {
+        let meta = parse_metadata(raw_metadata)?;
+        let need = |k: &str| {
+            meta.get(k).filter(|v| !v.is_empty()).cloned().ok_or_else(|| {
+                IngestError::BadRequest(format!(
+                    "Upload-Metadata must carry {k:?} (filename, category and sha256 are required)"
+                ))
+            })
+        };
+        let category = need("category")?
+            .trim()
+            .parse()
+            .map_err(|_| IngestError::BadRequest("the category in Upload-Metadata is not a number".into()))?;
+        let expected = Sha256::from_hex(need("sha256")?.trim())
+            .map_err(|e| IngestError::BadDigest(crate::error::AppError::user_message(&e)))?;
+        Ok(NewUpload {
+            category,
+            filename: need("filename")?,
+            title: meta.get("title").cloned().unwrap_or_default(),
+            length,
+            expected,
+            raw_metadata: raw_metadata.to_string(),
+        })
+    }
+}
+
+/// Create the item (status `uploading`), the upload row and its empty partial file. The caller
+/// has checked `contribute` on the category.
+pub async fn create(app: &App, actor: &Actor, new: NewUpload) -> Result<(Upload, MediaItem), IngestError> {
+    let max = app.config.uploads.max_size_bytes;
+    if new.length > max {
+        simple::record_rejection(
+            app,
+            actor,
+            new.category,
+            &new.filename,
+            &IngestError::TooLarge { size: new.length, max },
+        )
+        .await;
+        return Err(IngestError::TooLarge { size: new.length, max });
+    }
+    if new.length == 0 {
+        return Err(DetectError::Empty.into());
+    }
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let partial_name = format!("{id}.part");
+    let now = app.clock.now();
+    let expires_at = now + i64::from(app.config.uploads.expire_hours) * 3600;
+    let actor2 = actor.clone();
+    let (upload, item) = {
+        let (id, partial_name) = (id.clone(), partial_name.clone());
+        app.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let item = media::create(
+                    &tx,
+                    NewMedia {
+                        category_id: new.category,
+                        owner_id: actor2.id,
+                        title: &new.title,
+                        filename: &new.filename,
+                        content: None,
+                    },
+                    now,
+                )?;
+                let metadata = serde_json::json!({ "upload_metadata": new.raw_metadata }).to_string();
+                tx.execute(
+                    "INSERT INTO uploads (id, media_id, owner_id, length, received, expected_sha256, metadata,
+                                          partial_name, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        id,
+                        item.id,
+                        actor2.id,
+                        new.length as i64,
+                        new.expected.to_hex(),
+                        metadata,
+                        partial_name,
+                        now,
+                        expires_at
+                    ],
+                )?;
+                audit::record(
+                    &tx,
+                    &actor2
+                        .event("upload.started")
+                        .target("media", item.id, &item.title)
+                        .detail(format!("{} bytes, tus upload {id}", new.length)),
+                    now,
+                )?;
+                let upload = get(&tx, &id)?.ok_or(LibraryError::NotFound("upload"))?;
+                tx.commit()?;
+                Ok::<_, LibraryError>((upload, item))
+            })
+            .await?
+    };
+    // The row comes first, so a sweep never sees a partial file nobody owns while it is made.
+    let path = app.uploads.dir().join(&partial_name);
+    let created = tokio::task::spawn_blocking(move || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map(drop)
+            .map_err(|e| StoreError::io_at("creating", &path, e))
+    })
+    .await
+    .map_err(|e| IngestError::Task(e.to_string()))?;
+    if let Err(e) = created {
+        discard(app, &upload, None, "upload.failed", &e.to_string()).await?;
+        return Err(e.into());
+    }
+    Ok((upload, item))
+}
+
+/// A per-chunk checksum from `Upload-Checksum: <algorithm> <base64>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checksum {
+    Sha1(Vec<u8>),
+    Sha256(Vec<u8>),
+}
+
+impl Checksum {
+    pub fn parse(header: &str) -> Result<Checksum, IngestError> {
+        use base64::Engine;
+        let (alg, value) = header
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| IngestError::BadRequest("Upload-Checksum is `<algorithm> <base64>`".into()))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .map_err(|_| IngestError::BadRequest("the Upload-Checksum value is not base64".into()))?;
+        match alg.to_ascii_lowercase().as_str() {
+            "sha1" => Ok(Checksum::Sha1(bytes)),
+            "sha256" => Ok(Checksum::Sha256(bytes)),
+            other => Err(IngestError::ChecksumAlgorithm(other.to_string())),
+        }
+    }
+
+    fn algorithm(&self) -> &'static str {
+        match self {
+            Checksum::Sha1(_) => "sha1",
+            Checksum::Sha256(_) => "sha256",
+        }
+    }
+}
+
+enum ChunkHasher {
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+}
+
+impl ChunkHasher {
+    fn for_checksum(c: &Checksum) -> ChunkHasher {
+        match c {
+            Checksum::Sha1(_) => ChunkHasher::Sha1(sha1::Sha1::new()),
+            Checksum::Sha256(_) => ChunkHasher::Sha256(sha2::Sha256::new()),
+        }
+    }
+    fn update(&mut self, b: &[u8]) {
+        match self {
+            ChunkHasher::Sha1(h) => h.update(b),
+            ChunkHasher::Sha256(h) => h.update(b),
+        }
+    }
+    fn matches(self, c: &Checksum) -> bool {
+        match (self, c) {
+            (ChunkHasher::Sha1(h), Checksum::Sha1(want)) => h.finalize().as_slice() == want.as_slice(),
+            (ChunkHasher::Sha256(h), Checksum::Sha256(want)) => h.finalize().as_slice() == want.as_slice(),
+            _ => false,
+        }
+    }
+}
+
+/// The state after a PATCH.
+#[derive(Debug)]
+pub struct Appended {
+    pub offset: u64,
+    pub expires_at: Timestamp,
+    /// Set by the PATCH that delivered the last byte.
+    pub completed: Option<MediaItem>,
+}
+
+async fn resume(app: &App, upload: &Upload) -> Result<BlobWriter, IngestError> {
+    let (store, path, received) =
+        (app.store.clone(), app.uploads.dir().join(&upload.partial_name), upload.received);
+    let w = tokio::task::spawn_blocking(move || BlobWriter::resume(&store, &path, Some(received)))
+        .await
+        .map_err(|e| IngestError::Task(e.to_string()))??;
+    if w.size() != upload.received {
+        // Fewer bytes on disk than recorded: continue from what is really there.
+        let (id, size) = (upload.id.clone(), w.size() as i64);
+        app.db
+            .write(move |c| {
+                c.execute("UPDATE uploads SET received = ?2 WHERE id = ?1", params![id, size])
+                    .map_err(LibraryError::from)
+            })
+            .await?;
+    }
+    Ok(w)
+}
+
+/// Append the PATCH body at `offset`. The caller has checked that the upload is the caller's.
+pub async fn append<S, B, E>(
+    app: &App,
+    actor: &Actor,
+    upload: Upload,
+    offset: u64,
+    checksum: Option<Checksum>,
+    mut body: S,
+) -> Result<Appended, IngestError>
+where
+    S: Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]> + Send + 'static,
+    E: Display,
+{
+    let slot = app.uploads.slot(&upload.id);
+    let path = app.uploads.dir().join(&upload.partial_name);
+    let mut guard = slot.try_lock_owned().map_err(|_| StoreError::InUse { path: path.clone() })?;
+    let writer = match guard.take() {
+        Some(w) if w.size() == upload.received => w,
+        _ => resume(app, &upload).await?,
+    };
+    let start = writer.size();
+    if offset != start {
+        *guard = Some(writer);
+        return Err(IngestError::OffsetMismatch { expected: start, got: offset });
+    }
+    let room = upload.length - start;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<B>(CHANNEL_CHUNKS);
+    let hasher = checksum.as_ref().map(ChunkHasher::for_checksum);
+    let task = tokio::task::spawn_blocking(move || {
+        let (mut w, mut hasher) = (writer, hasher);
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Err(e) = w.write(chunk.as_ref()) {
+                return (w, Err(e), hasher);
+            }
+            if let Some(h) = &mut hasher {
+                h.update(chunk.as_ref());
+            }
+        }
+        let synced = w.sync().map(drop);
+        (w, synced, hasher)
+    });
+    let mut sent = 0u64;
+    let mut refused: Option<IngestError> = None;
+    let mut interrupted = false;
+    loop {
+        match body.next().await {
+            None => break,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, upload = %upload.id, "PATCH body ended early; keeping what arrived");
+                interrupted = true;
+                break;
+            }
+            Some(Ok(b)) => {
+                sent += b.as_ref().len() as u64;
+                if sent > room {
+                    refused = Some(IngestError::BadRequest(format!(
+                        "the request sends more than the {} bytes declared in Upload-Length",
+                        upload.length
+                    )));
+                    break;
+                }
+                if tx.send(b).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let (writer, written, hasher) = task.await.map_err(|e| IngestError::Task(e.to_string()))?;
+    let checksum_failed = match (&checksum, hasher) {
+        (Some(c), Some(h)) if refused.is_none() && !interrupted => (!h.matches(c)).then(|| c.algorithm()),
+        // A chunk that cannot be checked (cut short or refused) is not kept.
+        (Some(c), _) => Some(c.algorithm()),
+        _ => None,
+    };
+    if let Err(e) = written {
+        drop(writer);
+        *guard = resume(app, &upload).await.ok();
+        return Err(e.into());
+    }
+    if refused.is_some() || checksum_failed.is_some() {
+        // Cut the chunk off again: re-open at the offset before it.
+        drop(writer);
+        *guard = Some(resume(app, &upload).await?);
+        return Err(match (refused, checksum_failed) {
+            (Some(e), _) => e,
+            (None, Some(algorithm)) => IngestError::ChecksumMismatch { algorithm },
+            (None, None) => IngestError::Task("unreachable".into()),
+        });
+    }
+
+    let new_offset = writer.size();
+    let now = app.clock.now();
+    let expires_at = now + i64::from(app.config.uploads.expire_hours) * 3600;
+    {
+        let id = upload.id.clone();
+        app.db
+            .write(move |c| {
+                c.execute(
+                    "UPDATE uploads SET received = ?2, expires_at = ?3 WHERE id = ?1",
+                    params![id, new_offset as i64, expires_at],
+                )
+                .map_err(LibraryError::from)
+            })
+            .await?;
+    }
+    let head_len = (detect::HEAD_LEN as u64).min(upload.length);
+    if start < head_len && new_offset >= head_len && new_offset < upload.length {
+        // Enough has arrived to know what the file is: refuse an unwanted type now rather than
+        // after the whole file (the last PATCH checks again, with the whole file at hand).
+        if let Err(e) = check_head(app, &path, head_len).await {
+            drop(writer);
+            discard(app, &upload, Some(actor), "upload.rejected", &e.to_string()).await?;
+            return Err(e);
+        }
+    }
+    if new_offset < upload.length {
+        *guard = Some(writer);
+        return Ok(Appended { offset: new_offset, expires_at, completed: None });
+    }
+    let item = complete(app, actor, &upload, writer, &path).await;
+    app.uploads.forget(&upload.id);
+    drop(guard);
+    Ok(Appended { offset: new_offset, expires_at, completed: Some(item?) })
+}
+
+async fn check_head(app: &App, path: &Path, head_len: u64) -> Result<(), IngestError> {
+    use std::io::Read;
+    let (path, allowed) = (path.to_path_buf(), app.config.uploads.kinds());
+    tokio::task::spawn_blocking(move || {
+        let mut head = Vec::with_capacity(head_len as usize);
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(head_len).read_to_end(&mut head))
+            .map_err(|e| StoreError::io_at("reading", &path, e))?;
+        if head.starts_with(&OLE2_MAGIC) {
+            return Ok(());
+        }
+        detect::detect_among(&head, &allowed).map(drop).map_err(IngestError::from)
+    })
+    .await
+    .map_err(|e| IngestError::Task(e.to_string()))?
+}
+
+/// The last byte arrived: detect the kind, verify the whole-file hash, store, complete the item.
+/// Any refusal removes the item and the bytes.
+async fn complete(
+    app: &App,
+    actor: &Actor,
+    upload: &Upload,
+    writer: BlobWriter,
+    path: &Path,
+) -> Result<MediaItem, IngestError> {
+    let allowed = app.config.uploads.kinds();
+    let detect_path = path.to_path_buf();
+    let expected = Sha256::from_hex(&upload.expected_sha256)?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let detected = detect::detect_file(&detect_path, &allowed)?;
+        let stored = writer.finish(Some(&expected)).map_err(|e| match e {
+            StoreError::HashMismatch { expected, actual } => IngestError::DigestMismatch { expected, actual },
+            other => IngestError::Store(other),
+        })?;
+        Ok::<_, IngestError>((detected, stored))
+    })
+    .await
+    .map_err(|e| IngestError::Task(e.to_string()))?;
+    let (detected, stored) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            let action = if matches!(e, IngestError::Store(_)) { "upload.failed" } else { "upload.rejected" };
+            discard(app, upload, Some(actor), action, &e.to_string()).await?;
+            return Err(e);
+        }
+    };
+    let content = StoredContent {
+        kind: detected.kind,
+        mime: detected.mime.to_string(),
+        size: stored.size,
+        sha256: stored.hash.to_hex(),
+    };
+    let now = app.clock.now();
+    let (actor, media_id, id) = (actor.clone(), upload.media_id, upload.id.clone());
+    let item = app
+        .db
+        .write(move |conn| {
+            with_full_sync(conn, |conn| {
+                let tx = conn.transaction()?;
+                let item = media::complete_upload(&tx, media_id, &content, now)?;
+                tx.execute("DELETE FROM uploads WHERE id = ?1", [&id])?;
+                audit::record(
+                    &tx,
+                    &actor.event("upload.completed").target("media", item.id, &item.title).detail(format!(
+                        "{} {} bytes sha256 {} (tus upload {id})",
+                        item.original_filename, item.size, content.sha256
+                    )),
+                    now,
+                )?;
+                tx.commit()?;
+                Ok(item)
+            })
+        })
+        .await?;
+    Ok(item)
+}
+
+/// Remove an unfinished upload: its item, its row and its bytes (termination, refusal, expiry).
+pub async fn discard(
+    app: &App,
+    upload: &Upload,
+    actor: Option<&Actor>,
+    action: &'static str,
+    detail: &str,
+) -> Result<(), IngestError> {
+    app.uploads.forget(&upload.id);
+    let now = app.clock.now();
+    let event = match actor {
+        Some(a) => a.event(action),
+        None => audit::Event::new(action).actor(None, "reelbox"),
+    }
+    .target("media", upload.media_id, &upload.id)
+    .outcome(if action == "upload.terminated" { Outcome::Success } else { Outcome::Failure })
+    .detail(detail.to_string());
+    let media_id = upload.media_id;
+    app.db
+        .write(move |conn| {
+            let tx = conn.transaction()?;
+            // The item owns the upload row (ON DELETE CASCADE).
+            if media::get(&tx, media_id)?.is_some() {
+                media::remove_unfinished(&tx, media_id)?;
+            }
+            audit::record(&tx, &event, now)?;
+            tx.commit()?;
+            Ok::<_, LibraryError>(())
+        })
+        .await?;
+    let path = app.uploads.dir().join(&upload.partial_name);
+    tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io_at("removing", &path, e)),
+    })
+    .await
+    .map_err(|e| IngestError::Task(e.to_string()))??;
+    Ok(())
+}
+
+/// Termination (DELETE): refused while a PATCH is writing.
+pub async fn terminate(app: &App, actor: &Actor, upload: &Upload) -> Result<(), IngestError> {
+    let slot = app.uploads.slot(&upload.id);
+    let path = app.uploads.dir().join(&upload.partial_name);
+    let guard = slot.try_lock_owned().map_err(|_| StoreError::InUse { path })?;
+    drop(guard);
+    discard(app, upload, Some(actor), "upload.terminated", "cancelled by the uploader").await
+}
+
+/// Remove uploads past their expiry, and partial files no upload owns (a crash between the
+/// row and the file). Returns how many uploads expired.
+pub async fn expire(app: &App) -> Result<usize, IngestError> {
+    let now = app.clock.now();
+    let stale = app.db.read(move |c| expired(c, now)).await?;
+    for upload in &stale {
+        if app.uploads.slot(&upload.id).try_lock().is_err() {
+            continue; // being written right now; it is not abandoned
+        }
+        discard(app, upload, None, "upload.expired", "abandoned; its bytes were removed").await?;
+    }
+    let known: std::collections::HashSet<String> = app
+        .db
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT partial_name FROM uploads")?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+            Ok::<_, LibraryError>(names)
+        })
+        .await?;
+    let dir = app.uploads.dir().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::io_at("listing", &dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".part") && !known.contains(&name) {
+                tracing::info!(file = %name, "removing a partial upload nobody owns");
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok::<_, StoreError>(())
+    })
+    .await
+    .map_err(|e| IngestError::Task(e.to_string()))??;
+    Ok(stale.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::library::categories::{self, NewCategory};
+
+    fn app(dir: &Path) -> (App, CategoryId) {
+        let config = crate::config::Config { data_dir: dir.to_path_buf(), ..Default::default() };
+        let db = crate::db::Db::open(dir, 2).expect("db");
+        let store = crate::store::BlobStore::open(dir).expect("store");
+        let uploads = Uploads::open(dir).expect("uploads");
+        let app = App::new(config, db, store, uploads, Clock::manual(1_000_000), None).expect("app");
+        let cat = app
+            .db
+            .write_blocking(|c| {
+                categories::create(
+                    c,
+                    NewCategory { name: "S", parent_id: None, description: "", public: false },
+                    1,
+                )
+            })
+            .expect("category");
+        (app, cat.id)
+    }
+
+    fn new_upload(cat: CategoryId, data: &[u8]) -> NewUpload {
+        NewUpload {
+            category: cat,
+            filename: "clip.mp4".into(),
+            title: String::new(),
+            length: data.len() as u64,
+            expected: Sha256::digest(data),
+            raw_metadata: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn abandoned_uploads_expire_with_their_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (app, cat) = app(dir.path());
+        let actor = Actor { id: None, name: "tess".into(), addr: String::new() };
+        let data = vec![7u8; 1000];
+        let (old, _) = create(&app, &actor, new_upload(cat, &data)).await.expect("create");
+        let chunk = futures_util::stream::iter([Ok::<_, std::io::Error>(data[..400].to_vec())]);
+        let done = append(&app, &actor, old.clone(), 0, None, chunk).await.expect("append");
+        assert_eq!((done.offset, done.completed.is_some()), (400, false));
+        let partial = app.uploads.dir().join(&old.partial_name);
+        assert_eq!(std::fs::metadata(&partial).expect("partial").len(), 400);
+        std::fs::write(app.uploads.dir().join("orphan.part"), b"left by a crash").expect("orphan");
+
+        // Not yet: 23 hours later.
+        app.clock.advance(23 * 3600);
+        let (fresh, _) = create(&app, &actor, new_upload(cat, &data)).await.expect("create");
+        assert_eq!(expire(&app).await.expect("expire"), 0);
+        assert!(partial.exists());
+        assert!(!app.uploads.dir().join("orphan.part").exists(), "files nobody owns are removed");
+
+        app.clock.advance(2 * 3600);
+        assert_eq!(expire(&app).await.expect("expire"), 1);
+        assert!(!partial.exists(), "the bytes are removed");
+        let (gone, item) = app
+            .db
+            .read(move |c| Ok::<_, LibraryError>((get(c, &old.id)?, media::get(c, old.media_id)?)))
+            .await
+            .expect("read");
+        assert!(gone.is_none() && item.is_none(), "row and item are removed");
+        let kept = app.db.read(move |c| get(c, &fresh.id)).await.expect("read");
+        assert!(kept.is_some(), "the newer upload is kept");
+        let events = app
+            .db
+            .read(|c| {
+                audit::list(c, &audit::Filter { action: "upload.expired".into(), ..Default::default() })
+                    .map_err(LibraryError::from)
+            })
+            .await
+            .expect("audit");
+        assert_eq!(events.len(), 1);
+    }
+
+    #[test]
+    fn metadata_and_checksums_parse() {
+        let m = parse_metadata("filename bGVzc29uLm1wNA==,category MQ==, empty").expect("parsed");
+        assert_eq!(m["filename"], "lesson.mp4");
+        assert_eq!(m["category"], "1");
+        assert_eq!(m["empty"], "");
+        assert!(parse_metadata("filename !!!").is_err());
+        assert!(parse_metadata("a MQ==,a MQ==").is_err());
+        let hex = "ab".repeat(32);
+        let raw = format!("filename YS5wbmc=,category Nw==,sha256 {}", {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&hex)
+        });
+        let n = NewUpload::from_headers(10, &raw).expect("new upload");
+        assert_eq!((n.category, n.filename.as_str(), n.expected.to_hex()), (CategoryId(7), "a.png", hex));
+        let err = NewUpload::from_headers(10, "filename YS5wbmc=,category Nw==").expect_err("no sha256");
+        assert!(err.to_string().contains("sha256"), "{err}");
+
+        assert_eq!(Checksum::parse("sha1 AAAA").expect("sha1"), Checksum::Sha1(vec![0, 0, 0]));
+        assert!(matches!(Checksum::parse("md5 AAAA"), Err(IngestError::ChecksumAlgorithm(_))));
+        let mut h = ChunkHasher::for_checksum(&Checksum::Sha256(vec![]));
+        h.update(b"abc");
+        assert!(h.matches(&Checksum::Sha256(Sha256::digest(b"abc").as_bytes().to_vec())));
+    }
+}

@@ -1,0 +1,237 @@
+//! tus 1.0.0 uploads at `/api/v1/uploads` against the real binary: create, append in chunks
+//! with per-chunk checksums, resume after a crash (SIGKILL) and restart, whole-file hash
+//! check, termination, and refusals that leave nothing behind.
+
+mod common;
+mod ingest_support;
+
+use base64::Engine;
+use common::Api;
+use ingest_support::*;
+use reqwest::{Method, Response};
+use sha2::Digest;
+
+fn b64(s: impl AsRef<[u8]>) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn metadata(filename: &str, category: i64, sha256: &str) -> String {
+    format!(
+        "filename {},category {},sha256 {},title {}",
+        b64(filename),
+        b64(category.to_string()),
+        b64(sha256),
+        b64("Tus upload")
+    )
+}
+
+fn tus(api: &Api, method: Method, path: &str) -> reqwest::RequestBuilder {
+    api.client.request(method, api.url(path)).bearer_auth(&api.token).header("Tus-Resumable", "1.0.0")
+}
+
+async fn create(api: &Api, len: usize, meta: &str) -> Response {
+    tus(api, Method::POST, "/api/v1/uploads")
+        .header("Upload-Length", len.to_string())
+        .header("Upload-Metadata", meta)
+        .send()
+        .await
+        .expect("POST /api/v1/uploads")
+}
+
+async fn patch(api: &Api, location: &str, offset: usize, chunk: &[u8], checksum: Option<String>) -> Response {
+    let mut req = tus(api, Method::PATCH, location)
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", offset.to_string())
+        .body(chunk.to_vec());
+    if let Some(c) = checksum {
+        req = req.header("Upload-Checksum", c);
+    }
+    req.send().await.expect("PATCH")
+}
+
+async fn offset_of(api: &Api, location: &str) -> (u16, Option<u64>) {
+    let res = tus(api, Method::HEAD, location).send().await.expect("HEAD");
+    (res.status().as_u16(), common::header(res.headers(), "upload-offset").parse().ok())
+}
+
+fn h(res: &Response, name: &str) -> String {
+    common::header(res.headers(), name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_upload_survives_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lib = Library::start(&dir.path().join("data"), dir.path()).await;
+    let cat = lib.category;
+    let file = mp4(7, 200_000);
+    let hash = sha256_hex(&file);
+
+    let res = lib
+        .teacher
+        .client
+        .request(Method::OPTIONS, lib.teacher.url("/api/v1/uploads"))
+        .send()
+        .await
+        .expect("OPTIONS");
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(h(&res, "tus-version"), "1.0.0");
+    assert!(h(&res, "tus-extension").contains("creation-with-upload"));
+    assert!(h(&res, "tus-extension").contains("checksum"));
+    assert_eq!(h(&res, "tus-checksum-algorithm"), "sha1,sha256");
+    assert_eq!(h(&res, "tus-max-size"), max_size().to_string());
+
+    let res = create(&lib.teacher, file.len(), &metadata("lesson.mp4", cat, &hash)).await;
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap_or_default());
+    let location = h(&res, "location");
+    let media_id: i64 = h(&res, "x-media-id").parse().expect("X-Media-Id");
+    assert!(location.starts_with("/api/v1/uploads/"), "{location}");
+    assert!(!h(&res, "upload-expires").is_empty());
+    assert_eq!(h(&res, "tus-resumable"), "1.0.0");
+    let item = lib.teacher.get_json(&format!("/api/v1/media/{media_id}")).await;
+    assert_eq!(item["status"], "uploading");
+    assert_eq!(
+        lib.student.get(&format!("/api/v1/media/{media_id}")).await.status().as_u16(),
+        404,
+        "not listed yet"
+    );
+
+    // First chunk with a correct sha1 checksum.
+    let sha1 = b64(sha1::Sha1::digest(&file[..70_000]));
+    let res = patch(&lib.teacher, &location, 0, &file[..70_000], Some(format!("sha1 {sha1}"))).await;
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(h(&res, "upload-offset"), "70000");
+    // A wrong offset is refused; a chunk with a wrong sha256 checksum is discarded (460).
+    assert_eq!(patch(&lib.teacher, &location, 1, &file[1..10], None).await.status().as_u16(), 409);
+    let wrong = b64(sha2::Sha256::digest(b"not this"));
+    let res =
+        patch(&lib.teacher, &location, 70_000, &file[70_000..120_000], Some(format!("sha256 {wrong}"))).await;
+    assert_eq!(res.status().as_u16(), 460);
+    assert_eq!(offset_of(&lib.teacher, &location).await, (200, Some(70_000)));
+    let res =
+        patch(&lib.teacher, &location, 70_000, &file[70_000..120_000], Some(format!("md5 {wrong}"))).await;
+    assert_eq!(res.status().as_u16(), 400);
+    // Only the uploader (or an administrator) may see or touch it.
+    assert_eq!(offset_of(&lib.student, &location).await.0, 404);
+    assert_eq!(
+        patch(&lib.outsider, &location, 70_000, &file[70_000..80_000], None).await.status().as_u16(),
+        404
+    );
+    assert_eq!(offset_of(&lib.admin, &location).await, (200, Some(70_000)));
+    // Without the protocol header.
+    let res = lib
+        .teacher
+        .client
+        .head(lib.teacher.url(&location))
+        .bearer_auth(&lib.teacher.token)
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(res.status().as_u16(), 412);
+
+    // A second chunk, then the server is killed and started again.
+    let sha256 = b64(sha2::Sha256::digest(&file[70_000..120_000]));
+    let res =
+        patch(&lib.teacher, &location, 70_000, &file[70_000..120_000], Some(format!("sha256 {sha256}")))
+            .await;
+    assert_eq!(res.status().as_u16(), 204);
+    lib = lib.restart(dir.path());
+    assert_eq!(offset_of(&lib.teacher, &location).await, (200, Some(120_000)));
+    let res = patch(&lib.teacher, &location, 120_000, &file[120_000..], None).await;
+    assert_eq!(res.status().as_u16(), 204, "{}", res.text().await.unwrap_or_default());
+
+    let item = lib.teacher.get_json(&format!("/api/v1/media/{media_id}")).await;
+    assert_eq!(item["status"], "processing");
+    assert_eq!(item["kind"], "video");
+    assert_eq!(item["sha256"], hash);
+    assert_eq!(item["title"], "Tus upload");
+    let res = lib.student.get(&format!("/api/v1/media/{media_id}/original")).await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(sha256_hex(&res.bytes().await.expect("body")), hash);
+    let data = lib.data();
+    assert!(temp_files(&data).is_empty(), "{:?}", temp_files(&data));
+    assert_eq!(blobs(&data).len(), 1);
+    assert_eq!(offset_of(&lib.teacher, &location).await.0, 404, "a finished upload is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_termination_leave_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = Library::start(&dir.path().join("data"), dir.path()).await;
+    let (cat, data) = (lib.category, lib.data());
+    let image = png(3, 30_000);
+    let hash = sha256_hex(&image);
+
+    // creation-with-upload: the whole file in the POST.
+    let res = tus(&lib.teacher, Method::POST, "/api/v1/uploads")
+        .header("Upload-Length", image.len().to_string())
+        .header("Upload-Metadata", metadata("a.png", cat, &hash))
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(image.clone())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status().as_u16(), 201);
+    assert_eq!(h(&res, "upload-offset"), image.len().to_string());
+    let id = h(&res, "x-media-id");
+    assert_eq!(lib.student.get_json(&format!("/api/v1/media/{id}")).await["status"], "ready");
+    let stored = blobs(&data).len();
+
+    // Whole-file hash mismatch: 460 naming both hashes; the item disappears, nothing stored.
+    let other = png(4, 30_000);
+    let res = create(&lib.teacher, other.len(), &metadata("b.png", cat, &hash)).await;
+    let (location, id) = (h(&res, "location"), h(&res, "x-media-id"));
+    let res = patch(&lib.teacher, &location, 0, &other[..10_000], None).await;
+    assert_eq!(res.status().as_u16(), 204);
+    let res = patch(&lib.teacher, &location, 10_000, &other[10_000..], None).await;
+    assert_eq!(res.status().as_u16(), 460);
+    let (_, p) = status_and_json(res).await;
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&hash) && detail.contains(&sha256_hex(&other)), "{p}");
+    assert_eq!(lib.admin.get(&format!("/api/v1/media/{id}")).await.status().as_u16(), 404);
+    assert_eq!(blobs(&data).len(), stored);
+    assert!(temp_files(&data).is_empty(), "{:?}", temp_files(&data));
+
+    // Not a kind we take: refused when complete (415), item removed.
+    let html = b"<!doctype html><p>hello</p>".to_vec();
+    let res = create(&lib.teacher, html.len(), &metadata("x.pdf", cat, &sha256_hex(&html))).await;
+    let (location, id) = (h(&res, "location"), h(&res, "x-media-id"));
+    assert_eq!(patch(&lib.teacher, &location, 0, &html, None).await.status().as_u16(), 415);
+    assert_eq!(lib.admin.get(&format!("/api/v1/media/{id}")).await.status().as_u16(), 404);
+
+    // An unwanted type is refused as soon as its first bytes are in, not after the whole file.
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.extend(png(8, 20_000));
+    let res = create(&lib.teacher, zip.len(), &metadata("y.docx", cat, &sha256_hex(&zip))).await;
+    let (location, id) = (h(&res, "location"), h(&res, "x-media-id"));
+    let res = patch(&lib.teacher, &location, 0, &zip[..10_000], None).await;
+    assert_eq!(res.status().as_u16(), 415);
+    assert_eq!(offset_of(&lib.teacher, &location).await.0, 404);
+    assert_eq!(lib.admin.get(&format!("/api/v1/media/{id}")).await.status().as_u16(), 404);
+    assert!(temp_files(&data).is_empty(), "{:?}", temp_files(&data));
+
+    // More than Upload-Length in a PATCH.
+    let res = create(&lib.teacher, 100, &metadata("c.png", cat, &hash)).await;
+    let location = h(&res, "location");
+    assert_eq!(patch(&lib.teacher, &location, 0, &image[..200], None).await.status().as_u16(), 400);
+    assert_eq!(offset_of(&lib.teacher, &location).await, (200, Some(0)));
+
+    // Termination.
+    let res = tus(&lib.teacher, Method::DELETE, &location).send().await.expect("DELETE");
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(offset_of(&lib.teacher, &location).await.0, 404);
+    assert!(temp_files(&data).is_empty(), "{:?}", temp_files(&data));
+
+    // Refused before anything is written: too large, zero bytes, no hash, no permission.
+    let res = create(&lib.teacher, max_size() as usize + 1, &metadata("big.mp4", cat, &hash)).await;
+    assert_eq!(res.status().as_u16(), 413);
+    assert_eq!(create(&lib.teacher, 0, &metadata("empty.png", cat, &hash)).await.status().as_u16(), 400);
+    let no_hash = format!("filename {},category {}", b64("a.png"), b64(cat.to_string()));
+    let res = create(&lib.teacher, 10, &no_hash).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(create(&lib.student, 10, &metadata("a.png", cat, &hash)).await.status().as_u16(), 403);
+    assert_eq!(create(&lib.teacher, 10, &metadata("a.png", lib.hidden, &hash)).await.status().as_u16(), 404);
+    assert!(temp_files(&data).is_empty(), "{:?}", temp_files(&data));
+    let terminated = audit(&lib.admin, "upload.terminated").await;
+    assert_eq!(terminated.len(), 1);
+    assert!(!audit(&lib.admin, "upload.rejected").await.is_empty());
+}
