@@ -78,6 +78,7 @@ pub struct Config {
     pub login: LoginConfig,
     pub limits: LimitConfig,
     pub uploads: UploadConfig,
+    pub library: LibraryConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
@@ -139,6 +140,19 @@ pub struct UploadConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+pub struct LibraryConfig {
+    /// Permanently deleted (archived) items are kept this many days, then purged with their bytes.
+    pub archive_days: u32,
+}
+
+impl Default for LibraryConfig {
+    fn default() -> Self {
+        LibraryConfig { archive_days: 90 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Serve `/metrics` to requests from the loopback interface without a token.
     pub allow_loopback: bool,
@@ -168,6 +182,7 @@ impl Default for Config {
             login: LoginConfig::default(),
             limits: LimitConfig::default(),
             uploads: UploadConfig::default(),
+            library: LibraryConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
@@ -363,6 +378,9 @@ impl Config {
         }
         if !(1..=24 * 90).contains(&self.uploads.expire_hours) {
             return Err(bad("uploads.expire_hours", "must be between 1 and 2160 (90 days)"));
+        }
+        if !(1..=3650).contains(&self.library.archive_days) {
+            return Err(bad("library.archive_days", "must be between 1 and 3650 (ten years)"));
         }
         if self.uploads.allowed_kinds.is_empty() {
             return Err(bad(
@@ -568,6 +586,7 @@ mod tests {
         let c = Config::load_with_env(None, &Overrides::default(), Vec::new()).expect("defaults").config;
         assert_eq!(c.uploads.max_size_bytes, 50 * 1024 * 1024 * 1024);
         assert_eq!(c.uploads.expire_hours, 24);
+        assert_eq!(c.library.archive_days, 90);
         assert_eq!(c.uploads.kinds().len(), 4);
         let f = write("[uploads]\nallowed_kinds = [\"video\", \"spreadsheet\"]\n");
         let err = Config::load_with_env(Some(f.path()), &Overrides::default(), Vec::new())
@@ -578,6 +597,9 @@ mod tests {
         let err =
             Config::load_with_env(None, &Overrides::default(), env).expect_err("zero hours").to_string();
         assert!(err.contains("uploads.expire_hours"), "{err}");
+        let env = vec![("REELBOX_LIBRARY__ARCHIVE_DAYS".to_string(), "0".to_string())];
+        let err = Config::load_with_env(None, &Overrides::default(), env).expect_err("zero days").to_string();
+        assert!(err.contains("library.archive_days"), "{err}");
     }
 
     #[test]

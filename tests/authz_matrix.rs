@@ -68,6 +68,15 @@ enum P {
     Media(Cat),
     /// A new tus upload into C started by the contributor (not finished).
     FreshUpload,
+    /// A new ready item in the category, uploaded by the administrator.
+    FreshMedia(Cat),
+    /// The same, then moved to the recycle bin.
+    FreshRecycled(Cat),
+    /// The same, then deleted permanently (archived).
+    FreshArchived(Cat),
+    /// Two parameters: a new decodable image in the category (so it has thumbnails), uploaded
+    /// by the administrator, and the thumbnail size 320.
+    FreshThumbnail(Cat),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -184,6 +193,10 @@ const fn uploader(ok: u16) -> [u16; 7] {
     [401, 404, 404, ok, 404, 404, ok]
 }
 const UPLOADER: [u16; 7] = uploader(200);
+/// A recycled item in C: only its category's managers and administrators see it.
+const RECYCLED_IN_C: [u16; 7] = [401, 404, 404, 404, 404, 200, 200];
+/// The same item, acted on from a page (success redirects).
+const RECYCLED_IN_C_POST: [u16; 7] = [303, 404, 404, 404, 404, 303, 303];
 /// Someone else's token: hidden from everyone but the administrator.
 const fn others_token(anon: u16, ok: u16) -> [u16; 7] {
     [anon, 404, 404, 404, 404, 404, ok]
@@ -262,6 +275,44 @@ fn table() -> Vec<Row> {
                 case(only_admin_sees_d(303, 303)).on("D", &[Category(D), FreshGrant(D)]).form(&[]),
             ],
         ),
+        // The upload page explains itself to people who may not contribute anywhere.
+        row(M::GET, "/upload", vec![case(PAGE_SIGNED_IN)]),
+        // Media item pages, edit form, thumbnails and search (the item in C/D is the administrator's).
+        row(
+            M::GET,
+            "/media/{id}",
+            vec![
+                case([303, 404, 200, 200, 200, 200, 200]).on("in C", &[Media(C)]),
+                case(only_admin_sees_d(303, 200)).on("in D", &[Media(D)]),
+            ],
+        ),
+        row(
+            M::GET,
+            "/media/{id}/edit",
+            vec![
+                case([303, 404, 403, 403, 200, 200, 200]).on("in C", &[Media(C)]),
+                case(only_admin_sees_d(303, 200)).on("in D", &[Media(D)]),
+            ],
+        ),
+        row(
+            M::POST,
+            "/media/{id}/edit",
+            vec![
+                case([303, 404, 403, 403, 303, 303, 303])
+                    .on("in C", &[FreshMedia(C)])
+                    .form(&[("title", "Edited")]),
+                case(only_admin_sees_d(303, 303)).on("in D", &[FreshMedia(D)]).form(&[("title", "Edited")]),
+            ],
+        ),
+        row(
+            M::GET,
+            "/media/{id}/thumbnail/{size}",
+            vec![
+                case([303, 404, 200, 200, 200, 200, 200]).on("in C", &[FreshThumbnail(C)]),
+                case(only_admin_sees_d(303, 200)).on("in D", &[FreshThumbnail(D)]),
+            ],
+        ),
+        row(M::GET, "/search", vec![case(EVERYONE_200).query("q=sample")]),
         // My account.
         row(M::GET, "/account", vec![case(PAGE_SIGNED_IN)]),
         row(M::GET, "/account/password", vec![case(PAGE_SIGNED_IN)]),
@@ -568,7 +619,70 @@ fn table() -> Vec<Row> {
             vec![
                 case([401, 404, 200, 200, 200, 200, 200]).on("in C", &[Media(C)]),
                 case(only_admin_sees_d(401, 200)).on("in D", &[Media(D)]),
+                case(RECYCLED_IN_C).on("recycled in C", &[FreshRecycled(C)]),
+                case(only_admin_sees_d(401, 200)).on("archived in C", &[FreshArchived(C)]),
             ],
+        ),
+        // Recycle bin and archive: recycled items are the managers', archived ones the administrators'.
+        row(
+            M::DELETE,
+            "/api/v1/media/{id}",
+            vec![
+                case(manage_c(401, 200)).on("ready in C", &[FreshMedia(C)]),
+                case(only_admin_sees_d(401, 200)).on("ready in D", &[FreshMedia(D)]),
+                case(RECYCLED_IN_C)
+                    .on("recycled in C, permanently", &[FreshRecycled(C)])
+                    .query("permanent=true"),
+            ],
+        ),
+        row(
+            M::POST,
+            "/api/v1/media/{id}/restore",
+            vec![
+                case(RECYCLED_IN_C).on("recycled in C", &[FreshRecycled(C)]),
+                case(only_admin_sees_d(401, 200)).on("recycled in D", &[FreshRecycled(D)]),
+                case(only_admin_sees_d(401, 200)).on("archived in C", &[FreshArchived(C)]),
+            ],
+        ),
+        row(
+            M::GET,
+            "/api/v1/recycle",
+            vec![
+                case(api_signed_in(200)).on("the bin", &[]),
+                case(api_admin(200)).on("the archive", &[]).query("archived=true"),
+            ],
+        ),
+        row(
+            M::GET,
+            "/media/{id}/delete",
+            vec![case([303, 404, 403, 403, 403, 200, 200]).on("ready in C", &[FreshMedia(C)])],
+        ),
+        row(
+            M::POST,
+            "/media/{id}/delete",
+            vec![case([303, 404, 403, 403, 403, 303, 303]).on("ready in C", &[FreshMedia(C)]).form(&[])],
+        ),
+        row(M::GET, "/recycle", vec![case(PAGE_SIGNED_IN)]),
+        row(
+            M::POST,
+            "/recycle/{id}/restore",
+            vec![case(RECYCLED_IN_C_POST).on("recycled in C", &[FreshRecycled(C)]).form(&[])],
+        ),
+        row(
+            M::GET,
+            "/recycle/{id}/delete",
+            vec![case([303, 404, 404, 404, 404, 200, 200]).on("recycled in C", &[FreshRecycled(C)])],
+        ),
+        row(
+            M::POST,
+            "/recycle/{id}/delete",
+            vec![case(RECYCLED_IN_C_POST).on("recycled in C", &[FreshRecycled(C)]).form(&[])],
+        ),
+        row(M::GET, "/admin/archive", vec![case(PAGE_ADMIN)]),
+        row(
+            M::POST,
+            "/admin/archive/{id}/restore",
+            vec![case(PAGE_ADMIN_POST).on("archived in C", &[FreshArchived(C)]).form(&[])],
         ),
         row(
             M::GET,
@@ -578,6 +692,25 @@ fn table() -> Vec<Row> {
                 case(only_admin_sees_d(401, 200)).on("in D", &[Media(D)]),
             ],
         ),
+        row(
+            M::PATCH,
+            "/api/v1/media/{id}",
+            vec![
+                case([401, 404, 403, 403, 200, 200, 200])
+                    .on("in C", &[FreshMedia(C)])
+                    .json(r#"{"title":"Edited"}"#),
+                case(only_admin_sees_d(401, 200)).on("in D", &[FreshMedia(D)]).json(r#"{"title":"Edited"}"#),
+            ],
+        ),
+        row(
+            M::GET,
+            "/api/v1/media/{id}/thumbnail/{size}",
+            vec![
+                case([401, 404, 200, 200, 200, 200, 200]).on("in C", &[FreshThumbnail(C)]),
+                case(only_admin_sees_d(401, 200)).on("in D", &[FreshThumbnail(D)]),
+            ],
+        ),
+        row(M::GET, "/api/v1/search", vec![case(EVERYONE_200).query("q=sample")]),
         // Resumable uploads (tus): an upload is its uploader's (and administrators').
         row(M::OPTIONS, "/api/v1/uploads", vec![case([204; 7])]),
         row(
@@ -798,6 +931,31 @@ impl Fixture {
         out
     }
 
+    /// A new item in `c` uploaded by the administrator, then taken to `status` (recycled,
+    /// archived, or "" to leave it ready).
+    async fn fresh_media(&self, c: Cat, status: &str) -> i64 {
+        let cat = self.cat(c);
+        let res = self
+            .admin
+            .client
+            .post(self.admin.url(&format!("/api/v1/media?category={cat}&filename=fresh.png")))
+            .bearer_auth(&self.admin.token)
+            .header("Content-Digest", upload_digest())
+            .body(UPLOAD_PNG.to_vec())
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(res.status().as_u16(), 201, "admin uploads a throwaway item into {c:?}");
+        let id = id_of(&res.json::<Value>().await.expect("item"));
+        if matches!(status, "recycled" | "archived") {
+            self.admin.call(Method::DELETE, &format!("/api/v1/media/{id}"), None, 200).await;
+        }
+        if status == "archived" {
+            self.admin.call(Method::DELETE, &format!("/api/v1/media/{id}?permanent=true"), None, 200).await;
+        }
+        id
+    }
+
     async fn fresh_group(&self) -> i64 {
         let body = json!({"name": self.subst("temp group $U")});
         id_of(&self.admin.call(Method::POST, "/api/v1/groups", Some(&body), 201).await)
@@ -825,6 +983,37 @@ impl Fixture {
             P::Grant(Cat::D) => one(self.grant_d),
             P::Media(Cat::C) => one(self.media_c),
             P::Media(Cat::D) => one(self.media_d),
+            P::FreshMedia(c) => one(self.fresh_media(c, "").await),
+            P::FreshRecycled(c) => one(self.fresh_media(c, "recycled").await),
+            P::FreshArchived(c) => one(self.fresh_media(c, "archived").await),
+            P::FreshThumbnail(c) => {
+                let cat = self.cat(c);
+                let mut png = std::io::Cursor::new(Vec::new());
+                image::RgbImage::from_pixel(40, 30, image::Rgb([200, 80, 20]))
+                    .write_to(&mut png, image::ImageFormat::Png)
+                    .expect("encode a PNG");
+                let png = png.into_inner();
+                let digest = {
+                    use base64::Engine;
+                    use sha2::Digest;
+                    format!(
+                        "sha-256=:{}:",
+                        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&png))
+                    )
+                };
+                let res = self
+                    .admin
+                    .client
+                    .post(self.admin.url(&format!("/api/v1/media?category={cat}&filename=thumb.png")))
+                    .bearer_auth(&self.admin.token)
+                    .header("Content-Digest", digest)
+                    .body(png)
+                    .send()
+                    .await
+                    .expect("upload");
+                assert_eq!(res.status().as_u16(), 201, "admin uploads an image into {c:?}");
+                vec![id_of(&res.json::<Value>().await.expect("item")).to_string(), "320".to_string()]
+            }
             P::FreshUpload => {
                 let conrad = self.server.api(self.tokens[3].as_deref().expect("contributor token"));
                 let res = conrad

@@ -11,7 +11,7 @@ cd "$repo_root"
 
 # Debian 12 (bookworm) package names. nginx-light is the basic nginx build; the benchmark
 # uses it as its static-file baseline. chromium-driver provides /usr/bin/chromedriver.
-packages=(chromium chromium-driver ffmpeg wrk nginx-light)
+packages=(chromium chromium-driver ffmpeg wrk nginx-light nodejs python3-pip)
 
 install_only=false
 if [[ "${1:-}" == "--install-only" ]]; then
@@ -58,6 +58,14 @@ if ((${#missing[@]} > 0)); then
         "${sudo[@]}" rm -f "$policy"
         trap - EXIT
     fi
+fi
+
+# The independent tus client that tests/tus_client_compat.rs drives (PyPI `tuspy`).
+if ! python3 -c 'import tusclient' 2>/dev/null; then
+    echo "tests/run.sh: installing the Python tus client: python3 -m pip install tuspy" >&2
+    # Debian's own Python refuses system-wide pip installs (PEP 668) unless told otherwise.
+    python3 -m pip install --quiet --disable-pip-version-check tuspy \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages tuspy
 fi
 
 if $install_only; then

@@ -1,10 +1,12 @@
 //! The command line: one file per subcommand. Each returns an exit code; messages go to stderr.
 
+pub mod archive;
 pub mod config_cmd;
 pub mod doctor;
 pub mod serve;
 pub mod token;
 pub mod user;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +53,14 @@ pub enum Command {
     },
     /// Check the server's set-up and say how to fix problems.
     Doctor,
+    /// Permanently deleted items kept until the purge: list them, restore one.
+    Archive {
+        #[command(subcommand)]
+        command: archive::ArchiveCommand,
+    },
+    /// Re-hash every stored file, report missing or corrupt ones and mark their items
+    /// (exit 0: all intact, 1: problems found, 2: could not check).
+    Verify,
 }
 
 pub fn load_config(cli: &Cli, listen: Option<String>) -> Result<Config, ExitCode> {
@@ -80,6 +90,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Token { command } => load_config(&cli, None).and_then(|c| token::run(&c, command)),
         Command::Config { command } => load_config(&cli, None).and_then(|c| config_cmd::run(&c, command)),
         Command::Doctor => load_config(&cli, None).and_then(|c| doctor::run(&c)),
+        Command::Archive { command } => load_config(&cli, None).and_then(|c| archive::run(&c, command)),
+        Command::Verify => load_config(&cli, None).and_then(|c| verify::run(&c)),
     };
     result.unwrap_or_else(|code| code)
 }

@@ -119,11 +119,14 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     result.map(|_| ExitCode::SUCCESS).map_err(|e| fail(format!("server error: {e}")))
 }
 
-/// Remove expired sessions and abandoned uploads now and then (and once at start).
+/// Remove expired sessions and abandoned uploads now and then (and once at start); start the
+/// weekly integrity scrub when it is due.
 async fn housekeeping(app: App) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let mut weekly_scrub = crate::library::scrub::Weekly::default();
     loop {
         tick.tick().await;
+        weekly_scrub.poll(&app);
         let policy = SessionPolicy::from_config(&app.config.sessions);
         let now = app.clock.now();
         if let Err(e) = app.db.write(move |c| sessions::purge_expired(c, policy, now)).await {
@@ -133,6 +136,16 @@ async fn housekeeping(app: App) {
             Ok(0) => {}
             Ok(n) => tracing::info!(uploads = n, "expired abandoned uploads"),
             Err(e) => tracing::warn!(error = %e, "clean-up of abandoned uploads failed"),
+        }
+        match crate::library::lifecycle::purge_due(&app).await {
+            Ok(r) if r == Default::default() => {}
+            Ok(r) => tracing::info!(
+                items = r.items_purged,
+                blobs = r.blobs_removed,
+                deferred = r.blobs_deferred,
+                "purged archived items past retention"
+            ),
+            Err(e) => tracing::warn!(error = %e, "purge of archived items failed"),
         }
     }
 }

@@ -17,8 +17,13 @@ use rusqlite_migration::{M, Migrations};
 pub mod ids;
 
 /// The schema, one file per version. Append only: a released migration is never edited.
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_init.sql"), include_str!("migrations/0002_media.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_media.sql"),
+    include_str!("migrations/0003_scrubs.sql"),
+    include_str!("migrations/0004_renditions.sql"),
+    include_str!("migrations/0005_lifecycle.sql"),
+];
 
 /// Pages the WAL may grow to before SQLite checkpoints by itself. Replication will set this to 0
 /// and own checkpoints; no other code sets it.

@@ -240,6 +240,7 @@ where
             })
         })
         .await?;
+    crate::library::renditions::after_upload(app, &item).await;
     Ok(item)
 }
 

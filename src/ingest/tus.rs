@@ -553,6 +553,7 @@ async fn complete(
             })
         })
         .await?;
+    crate::library::renditions::after_upload(app, &item).await;
     Ok(item)
 }
 

@@ -1,8 +1,12 @@
 //! The school's library: categories now; media items, search, recycle bin and archive arrive
 //! with ingest. Owns the table `categories`.
 
+pub mod catalogue;
 pub mod categories;
+pub mod lifecycle;
 pub mod media;
+pub mod renditions;
+pub mod scrub;
 pub mod thumbnails;
 
 use crate::db::DbError;

@@ -1,12 +1,13 @@
 //! The blob store on the local disk: layout, commit (rename, fsync, verify), dedup, lookups,
 //! scrubbing, the reconciliation walk, the start-up sweep and the events replication follows.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, ReadDir};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
@@ -22,6 +23,24 @@ const TMP_DIR: &str = "tmp";
 pub(super) const IO_CHUNK: usize = 1024 * 1024;
 /// Events a subscriber may fall behind by before it sees `RecvError::Lagged` (then it walks).
 const EVENT_CAPACITY: usize = 1024;
+
+/// Handed-out hashes remembered at most this long when the table is pruned (see `remove_unreferenced`).
+const HANDED_OUT_PRUNE_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Prune the handed-out table when it grows past this many hashes.
+const HANDED_OUT_PRUNE_AT: usize = 4096;
+
+/// What `remove_unreferenced` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// There was no such blob (already removed).
+    Absent,
+    /// The caller's check found a reference; nothing was touched.
+    Referenced,
+    /// An upload was told about this blob within the grace period (it may be about to commit a
+    /// row that points to it); nothing was touched. Try again later.
+    RecentlyHandedOut,
+}
 
 /// The outcome of storing bytes: what the row should point to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +72,9 @@ struct Inner {
     /// one stores it (one event) and the other sees a complete, verified blob and dedups.
     committing: Mutex<HashSet<Sha256>>,
     committed: Condvar,
+    /// When each hash was last answered by `commit` (stored or deduplicated): the caller has not
+    /// necessarily committed its row yet. Memory only — a restart ends every such caller.
+    handed_out: Mutex<HashMap<Sha256, Instant>>,
     /// Tests flip a byte of the next blob between rename and read-back, to exercise `Corrupt`.
     #[cfg(test)]
     pub(super) corrupt_next_commit: std::sync::atomic::AtomicBool,
@@ -82,6 +104,7 @@ impl BlobStore {
             events,
             committing: Mutex::new(HashSet::new()),
             committed: Condvar::new(),
+            handed_out: Mutex::new(HashMap::new()),
             #[cfg(test)]
             corrupt_next_commit: Default::default(),
         }));
@@ -219,6 +242,58 @@ impl BlobStore {
     /// dedup hit `temp` is removed and the existing blob is kept.
     pub(super) fn commit(&self, temp: &Path, hash: Sha256, size: u64) -> Result<Stored> {
         let _turn = self.take_turn(hash);
+        let stored = self.commit_in_turn(temp, hash, size)?;
+        // Still inside the turn, so `remove_unreferenced` (which takes the same turn) sees it.
+        self.note_handed_out(hash);
+        Ok(stored)
+    }
+
+    fn note_handed_out(&self, hash: Sha256) {
+        let mut map = self.0.handed_out.lock().unwrap_or_else(PoisonError::into_inner);
+        map.insert(hash, Instant::now());
+        if map.len() > HANDED_OUT_PRUNE_AT {
+            map.retain(|_, at| at.elapsed() < HANDED_OUT_PRUNE_AFTER);
+        }
+    }
+
+    /// Delete the blob `hash` unless it is still needed. Deleting races with dedup: an upload
+    /// may have been told "already stored" and not yet have committed the row that points to
+    /// the blob. So, holding this hash's commit turn (no commit of it can be in progress),
+    /// the blob is kept when it was handed out less than `grace` ago, and otherwise
+    /// `referenced` is asked (the caller checks its rows while holding the database writer)
+    /// before the file is unlinked and its directory fsynced. A commit of the same content
+    /// that comes afterwards finds no blob and stores the bytes again.
+    pub fn remove_unreferenced(
+        &self,
+        hash: &Sha256,
+        grace: Duration,
+        referenced: impl FnOnce() -> std::result::Result<bool, StoreError>,
+    ) -> Result<Removal> {
+        let _turn = self.take_turn(*hash);
+        let recent = {
+            let map = self.0.handed_out.lock().unwrap_or_else(PoisonError::into_inner);
+            map.get(hash).is_some_and(|at| at.elapsed() < grace)
+        };
+        if recent {
+            return Ok(Removal::RecentlyHandedOut);
+        }
+        if referenced()? {
+            return Ok(Removal::Referenced);
+        }
+        let path = self.path(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removal::Absent),
+            Err(e) => return Err(StoreError::io_at("removing", &path, e)),
+        }
+        if let Some(leaf) = path.parent() {
+            sync_dir(leaf)?;
+        }
+        tracing::info!(%hash, "blob removed");
+        Ok(Removal::Removed)
+    }
+
+    fn commit_in_turn(&self, temp: &Path, hash: Sha256, size: u64) -> Result<Stored> {
         let dest = self.path(&hash);
         match fs::metadata(&dest) {
             Ok(meta) if meta.len() == size => {

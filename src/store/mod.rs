@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{AppError, ErrorKind};
 
-pub use disk::{BlobStore, StoreEvent, Stored, Walk};
+pub use disk::{BlobStore, Removal, StoreEvent, Stored, Walk};
 pub use hash::Sha256;
 pub use writer::BlobWriter;
 

@@ -139,6 +139,8 @@ pub struct DashboardView {
     /// (time, actor, action, target, outcome)
     pub recent: Vec<(String, String, String, String, String)>,
     pub version: &'static str,
+    /// The last integrity scrub: (when, blobs, problems); `when` says if it has not finished.
+    pub last_scrub: Option<(String, i64, i64)>,
 }
 
 /// The administration sub-navigation (no entry marked current).
@@ -153,6 +155,8 @@ const ADMIN_SECTIONS: &[(&str, &str)] = &[
     ("/admin/categories", "Categories"),
     ("/admin/tokens", "API tokens"),
     ("/admin/audit", "Audit log"),
+    ("/admin/archive", "Archive"),
+    ("/recycle", "Recycle bin"),
 ];
 
 /// The administration sub-navigation with `current` (one of its hrefs) marked as the current page.
@@ -225,6 +229,14 @@ pub fn dashboard_page(chrome: &Chrome, v: &DashboardView) -> Markup {
                 div.stat { span.num { (v.live_sessions) } span { "signed in now" } }
             }
             p.muted { (v.admins) " administrator" @if v.admins != 1 { "s" } ", " (v.disabled) " disabled account" @if v.disabled != 1 { "s" } ". reelbox " (v.version) "." }
+            @match &v.last_scrub {
+                Some((at, blobs, problems)) if *problems > 0 => p.form-error role="alert" {
+                    "Last integrity check: " (at) ", " (blobs) " blobs, " (problems) " problems. "
+                    "Run " code { "reelbox verify" } " on the server for the list, and restore those files from a backup."
+                },
+                Some((at, blobs, problems)) => p.muted { "Last integrity check: " (at) ", " (blobs) " blobs, " (problems) " problems." },
+                None => p.muted { "Last integrity check: not run yet (it runs weekly; " code { "reelbox verify" } " runs it now)." },
+            }
             @if v.categories == 0 || v.groups == 0 {
                 section.card.next-steps {
                     h2 { "Getting started" }

@@ -2,7 +2,10 @@
 //! the web layer gathers what a page shows and passes it in.
 
 pub mod admin;
+pub mod media;
 pub mod pages;
+pub mod recycle;
+pub mod upload;
 
 pub use maud::Markup;
 use maud::{DOCTYPE, PreEscaped, html};
@@ -30,6 +33,7 @@ pub enum Section {
     Home,
     Account,
     Admin,
+    Upload,
     None,
 }
 
@@ -42,6 +46,11 @@ pub struct NavUser {
 
 /// The page frame: skip link, header with navigation, main landmark, footer.
 pub fn layout(chrome: &Chrome, title: &str, content: Markup) -> Markup {
+    layout_with_script(chrome, title, None, content)
+}
+
+/// [`layout`] plus one page-specific script (a fingerprinted `static/` URL), loaded with `defer`.
+pub fn layout_with_script(chrome: &Chrome, title: &str, script_url: Option<&str>, content: Markup) -> Markup {
     let full_title = if title.is_empty() {
         chrome.school_name.clone()
     } else {
@@ -58,6 +67,13 @@ pub fn layout(chrome: &Chrome, title: &str, content: Markup) -> Markup {
                 link rel="stylesheet" href=(chrome.css_url);
                 link rel="icon" href=(chrome.icon_url) type="image/svg+xml";
                 script src=(chrome.js_url) defer {}
+                @if let Some(url) = script_url {
+                    // The page script sends the session's token with its API calls.
+                    @if !chrome.csrf.is_empty() {
+                        meta name="csrf-token" content=(chrome.csrf);
+                    }
+                    script src=(url) defer {}
+                }
             }
             body {
                 a.skip-link href="#main" { "Skip to content" }
@@ -71,11 +87,17 @@ pub fn layout(chrome: &Chrome, title: &str, content: Markup) -> Markup {
                             nav.site-nav aria-label="Main" {
                                 ul {
                                     li { a href="/" aria-current=[current(chrome.section == Section::Home)] { "Library" } }
+                                    li { a href="/upload" aria-current=[current(chrome.section == Section::Upload)] { "Upload" } }
                                     @if user.is_admin {
                                         li { a href="/admin" aria-current=[current(chrome.section == Section::Admin)] { "Administration" } }
                                     }
                                     li { a href="/account" aria-current=[current(chrome.section == Section::Account)] { "My account" } }
                                 }
+                            }
+                            form.site-search role="search" method="get" action="/search" {
+                                label.visually-hidden for="site-search-q" { "Search the library" }
+                                input #site-search-q type="search" name="q" placeholder="Search";
+                                button type="submit" { "Search" }
                             }
                             form.sign-out method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(chrome.csrf);

@@ -191,7 +191,24 @@ pub struct CategoryView<'a> {
     pub children: &'a [CategoryRow],
     pub access: &'a str,
     pub can_manage: bool,
+    /// May upload here: the empty state says how.
+    pub can_contribute: bool,
+    /// This page of the category's items.
+    pub items: &'a [crate::media::MediaCard],
+    /// Items in the category in all.
+    pub total: u64,
+    pub page: u32,
+    pub pages: u32,
+    /// "newest", "oldest", "title" or "size".
+    pub sort: &'a str,
 }
+
+const SORTS: [(&str, &str); 4] = [
+    ("newest", "Newest first"),
+    ("oldest", "Oldest first"),
+    ("title", "Title (A–Z)"),
+    ("size", "Largest first"),
+];
 
 pub fn category_page(chrome: &Chrome, v: &CategoryView<'_>) -> Markup {
     layout(
@@ -202,8 +219,12 @@ pub fn category_page(chrome: &Chrome, v: &CategoryView<'_>) -> Markup {
             div.page-head {
                 h1 { (v.name) }
                 span.badge { "Your access: " (v.access) }
+                @if v.can_contribute {
+                    a.button href=(format!("/upload?category={}", v.id)) { "Upload here" }
+                }
                 @if v.can_manage {
                     a.button href=(format!("/categories/{}/access", v.id)) { "Manage access" }
+                    a.button href="/recycle" { "Recycle bin" }
                 }
             }
             @if !v.description.is_empty() { p.lead { (v.description) } }
@@ -215,9 +236,34 @@ pub fn category_page(chrome: &Chrome, v: &CategoryView<'_>) -> Markup {
                     }
                 }
             }
-            (empty_state("No media in this category yet", html! {
-                p { "Videos, recordings, images and documents added to this category will be listed here." }
-            }))
+            @if v.items.is_empty() && v.total == 0 {
+                (empty_state("No media in this category yet", html! {
+                    p { "Videos, recordings, images and documents added to this category will be listed here." }
+                    @if v.can_contribute {
+                        p { "You can add some: choose files on the upload page, or drag them onto it." }
+                        p.actions { a.button.primary href=(format!("/upload?category={}", v.id)) { "Upload to this category" } }
+                    }
+                }))
+            } @else {
+                div.list-head {
+                    h2 { "Media" }
+                    p.muted { (v.total) @if v.total == 1 { " item" } @else { " items" } }
+                    form.sort-form method="get" action=(format!("/categories/{}", v.id)) {
+                        label for="sort" { "Sort" }
+                        select #sort name="sort" {
+                            @for (value, label) in SORTS {
+                                option value=(value) selected[value == v.sort] { (label) }
+                            }
+                        }
+                        button type="submit" { "Apply" }
+                    }
+                }
+                @if v.items.is_empty() {
+                    p.muted { "There is nothing on this page. " a href=(format!("/categories/{}?sort={}", v.id, v.sort)) { "Go to the first page" } }
+                }
+                (crate::media::media_grid(v.items))
+                (crate::media::pagination(&format!("/categories/{}?sort={}&", v.id, v.sort), v.page, v.pages))
+            }
         },
     )
 }

@@ -47,7 +47,56 @@ pub fn endpoints() -> Vec<Endpoint> {
             "The original file as uploaded (Range, If-Range; ETag and Repr-Digest carry its SHA-256)",
             original,
         ),
+        Endpoint::new(
+            actix_web::http::Method::PATCH,
+            "/api/v1/media/{id}",
+            Access::Category(Role::Edit),
+            "Change an item's details: {title?, description?, tags?, category_id?} (its owner, or edit on \
+             the category; moving needs contribute on the target)",
+            patch,
+        ),
+        get(
+            "/api/v1/media/{id}/thumbnail/{size}",
+            Access::Category(Role::View),
+            "An image's JPEG thumbnail, 320 or 960 pixels on its longest edge (404 when there is none)",
+            crate::web::pages::media::thumbnail,
+        ),
     ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaPatch {
+    title: Option<String>,
+    description: Option<String>,
+    tags: Option<String>,
+    category_id: Option<CategoryId>,
+}
+
+async fn patch(
+    app: web::Data<App>,
+    user: CurrentUser,
+    path: web::Path<MediaId>,
+    body: web::Json<MediaPatch>,
+) -> Result<HttpResponse, WebError> {
+    use crate::web::pages::media::{apply_edit, editable_item};
+    let item = editable_item(&app, &user, path.into_inner()).await?;
+    let b = body.into_inner();
+    let edit = crate::library::catalogue::MediaEdit {
+        title: b.title,
+        description: b.description,
+        tags: b.tags,
+        category_id: b.category_id,
+    };
+    Ok(HttpResponse::Ok().json(apply_edit(&app, &user, &item, edit).await?))
+}
+
+#[derive(Deserialize)]
+pub struct OriginalQuery {
+    /// Ask for `inline` (the item page's PDF frame and image link) instead of a download. Only
+    /// kinds a browser shows without running anything are ever inline.
+    #[serde(default)]
+    inline: bool,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +275,7 @@ async fn original(
     viewer: Viewer,
     req: HttpRequest,
     path: web::Path<MediaId>,
+    query: web::Query<OriginalQuery>,
 ) -> Result<HttpResponse, WebError> {
     let user = viewer.0;
     let item = visible_item(&app, user.as_ref(), path.into_inner()).await?;
@@ -252,7 +302,15 @@ async fn original(
         .insert_header(("Repr-Digest", format!("sha-256=:{}:", hash.to_base64())))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            content_disposition(Disposition::Attachment, &item.original_filename),
+            content_disposition(
+                match (query.inline, item.kind, served_content_type(item.mime.as_deref())) {
+                    (true, Some(kind), served) if served != "application/octet-stream" => {
+                        crate::ingest::detect::disposition_for(kind, served)
+                    }
+                    _ => Disposition::Attachment,
+                },
+                &item.original_filename,
+            ),
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CACHE_CONTROL, "private, no-cache"));

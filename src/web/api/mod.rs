@@ -6,6 +6,8 @@ pub mod directory;
 pub mod media;
 pub mod openapi;
 pub mod ops;
+pub mod recycle;
+pub mod search;
 pub mod uploads;
 
 use super::Endpoint;
@@ -14,6 +16,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     let mut all = directory::endpoints();
     all.extend(categories::endpoints());
     all.extend(media::endpoints());
+    all.extend(recycle::endpoints());
+    all.extend(search::endpoints());
     all.extend(uploads::endpoints());
     all.extend(ops::endpoints());
     all.push(super::get(

@@ -89,21 +89,33 @@ async fn home(req: HttpRequest, app: web::Data<App>, viewer: Viewer) -> Result<H
     Ok(html(home_page(&chrome(&req, user), &view)))
 }
 
+#[derive(Deserialize)]
+pub struct CategoryQuery {
+    page: Option<u32>,
+    #[serde(default)]
+    sort: String,
+}
+
 async fn category(
     req: HttpRequest,
     app: web::Data<App>,
     viewer: Viewer,
     path: web::Path<CategoryId>,
+    query: web::Query<CategoryQuery>,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     let user = viewer.0.as_ref();
     let access = require_role(&app, user, id, Role::View).await?;
-    let (trail, children) = app
+    let sort = crate::library::catalogue::Sort::parse(&query.sort);
+    let page = query.page.unwrap_or(1).clamp(1, crate::library::catalogue::MAX_PAGE);
+    let me = user.map(|u| u.user.id);
+    let (trail, children, listing) = app
         .db
         .read(move |c| {
             Ok::<_, crate::library::LibraryError>((
                 categories::ancestry(c, id)?,
                 categories::children(c, id)?,
+                crate::library::catalogue::list_category(c, id, me, sort, page)?,
             ))
         })
         .await?;
@@ -122,6 +134,7 @@ async fn category(
             access: String::new(),
         })
         .collect();
+    let cards: Vec<_> = listing.items.iter().map(super::media::card).collect();
     let view = CategoryView {
         id: id.0,
         name: &this.name,
@@ -130,6 +143,12 @@ async fn category(
         children: &children,
         access: &role_label(access.role(id), this.public),
         can_manage: access.can(id, Role::Manage),
+        can_contribute: user.is_some() && access.can(id, Role::Contribute),
+        items: &cards,
+        total: listing.total,
+        page,
+        pages: listing.pages(),
+        sort: sort.as_str(),
     };
     Ok(html(category_page(&chrome(&req, user), &view)))
 }

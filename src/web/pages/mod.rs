@@ -5,6 +5,9 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod library;
+pub mod media;
+pub mod recycle;
+pub mod upload;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
@@ -15,8 +18,11 @@ use super::Endpoint;
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = auth::endpoints();
     all.extend(library::endpoints());
+    all.extend(recycle::endpoints());
+    all.extend(media::endpoints());
     all.extend(account::endpoints());
     all.extend(admin::endpoints());
+    all.extend(upload::endpoints());
     all
 }
 

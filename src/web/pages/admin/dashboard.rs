@@ -8,7 +8,7 @@ use crate::accounts::sessions::{self, SessionPolicy};
 use crate::accounts::{AccountsError, groups, throttle, users};
 use crate::clock::format_utc;
 use crate::insights::audit;
-use crate::library::categories;
+use crate::library::{categories, scrub};
 use crate::web::auth::AdminUser;
 use crate::web::error::WebError;
 use crate::web::pages::html;
@@ -26,7 +26,7 @@ async fn dashboard(
     let now = app.clock.now();
     let policy = SessionPolicy::from_config(&app.config.sessions);
     let login_cfg = app.config.login.clone();
-    let (counts, group_count, category_count, live, lockouts, recent) = app
+    let (counts, group_count, category_count, live, lockouts, recent, last_scrub) = app
         .db
         .read(move |c| {
             Ok::<_, AccountsError>((
@@ -36,6 +36,7 @@ async fn dashboard(
                 sessions::count_live(c, policy, now)?,
                 throttle::lockouts(c, &login_cfg, now)?,
                 audit::list(c, &audit::Filter { limit: 10, ..Default::default() })?,
+                scrub::last(c)?,
             ))
         })
         .await?;
@@ -57,6 +58,13 @@ async fn dashboard(
             })
             .collect(),
         version: crate::VERSION,
+        last_scrub: last_scrub.map(|s| {
+            let at = match s.finished_at {
+                Some(t) => format_utc(t),
+                None => format!("{} (still running, or interrupted)", format_utc(s.started_at)),
+            };
+            (at, s.blobs, s.problems)
+        }),
     };
     Ok(html(dashboard_page(&chrome(&req, Some(&admin.0)), &view)))
 }
