@@ -78,27 +78,7 @@ const COLUMNS: &str = "m.id, m.category_id, m.owner_id, m.title, m.description, 
      EXISTS (SELECT 1 FROM renditions r WHERE r.media_id = m.id AND r.name = 'thumb-320')";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Listed> {
-    Ok(Listed {
-        item: MediaItem {
-            id: r.get(0)?,
-            category_id: r.get(1)?,
-            owner_id: r.get(2)?,
-            title: r.get(3)?,
-            description: r.get(4)?,
-            tags: r.get(5)?,
-            original_filename: r.get(6)?,
-            kind: r.get(7)?,
-            mime: r.get(8)?,
-            size: r.get::<_, i64>(9)?.max(0) as u64,
-            sha256: r.get(10)?,
-            status: r.get(11)?,
-            created_at: r.get(12)?,
-            updated_at: r.get(13)?,
-            recycled_at: r.get(14)?,
-            archived_at: r.get(15)?,
-        },
-        has_thumbnail: r.get(16)?,
-    })
+    Ok(Listed { item: super::media::from_row(r)?, has_thumbnail: r.get(16)? })
 }
 
 fn offset(page: u32) -> i64 {

@@ -120,7 +120,8 @@ const SELECT: &str =
                              size, sha256, status, created_at, updated_at, recycled_at, archived_at
                       FROM media_items";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaItem> {
+/// A `MediaItem` from the first 16 columns, in the order of `SELECT` (the catalogue reuses it).
+pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaItem> {
     Ok(MediaItem {
         id: r.get(0)?,
         category_id: r.get(1)?,
