@@ -106,6 +106,7 @@ async fn chunked_upload_survives_a_crash() {
     let res =
         patch(&lib.teacher, &location, 70_000, &file[70_000..120_000], Some(format!("sha256 {wrong}"))).await;
     assert_eq!(res.status().as_u16(), 460);
+    assert_eq!(h(&res, "tus-resumable"), "1.0.0", "refusals carry the protocol version too");
     assert_eq!(offset_of(&lib.teacher, &location).await, (200, Some(70_000)));
     let res =
         patch(&lib.teacher, &location, 70_000, &file[70_000..120_000], Some(format!("md5 {wrong}"))).await;

@@ -200,6 +200,13 @@ pub async fn render_errors(
         let to = HttpResponse::SeeOther().insert_header((header::LOCATION, web.detail.clone())).finish();
         return Ok(ServiceResponse::new(req, to));
     }
-    let body = if api { problem_json(&web) } else { html_page(&web, chrome) };
+    let mut body = if api { problem_json(&web) } else { html_page(&web, chrome) };
+    if req.path().starts_with("/api/v1/uploads") {
+        // tus clients expect the protocol version on every answer, refusals included.
+        body.headers_mut().insert(
+            header::HeaderName::from_static("tus-resumable"),
+            header::HeaderValue::from_static("1.0.0"),
+        );
+    }
     Ok(ServiceResponse::new(req, body))
 }
