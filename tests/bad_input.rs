@@ -4,8 +4,9 @@
 
 mod common;
 
+use common::Mount;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::{PASSWORD, Server, add_user_in, header, http, reelbox, run_cli, text};
@@ -189,30 +190,6 @@ fn a_newer_database_is_refused_and_left_untouched() {
         !data.join("reelbox.db-wal").exists()
             || std::fs::metadata(data.join("reelbox.db-wal")).map(|m| m.len()).unwrap_or(0) == 0
     );
-}
-
-/// A tmpfs mounted for one test; unmounted when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, options: &str) -> Mount {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(dir).output();
-        match out {
-            Ok(o) if o.status.success() => Mount(dir.to_path_buf()),
-            Ok(o) => panic!(
-                "this test mounts a small tmpfs and needs root (or CAP_SYS_ADMIN): mount said {}",
-                text(&o.stderr).trim()
-            ),
-            Err(e) => panic!("this test needs the `mount` command (util-linux) and root: {e}"),
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

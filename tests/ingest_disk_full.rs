@@ -3,12 +3,13 @@
 //! what was stored before still downloads intact.
 
 mod common;
+
+use common::Mount;
 mod ingest_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::{Api, Server, text};
+use common::{Api, Server};
 use ingest_support::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -16,30 +17,6 @@ use serde_json::{Value, json};
 const MIB: usize = 1024 * 1024;
 /// The tmpfs size; the big uploads are twice this, so they cannot fit whatever SQLite uses.
 const DISK_MIB: usize = 16;
-
-/// A tmpfs mounted for one test; unmounted when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, options: &str) -> Mount {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(dir).output();
-        match out {
-            Ok(o) if o.status.success() => Mount(dir.to_path_buf()),
-            Ok(o) => panic!(
-                "this test mounts a small tmpfs and needs root (or CAP_SYS_ADMIN): mount said {}",
-                text(&o.stderr).trim()
-            ),
-            Err(e) => panic!("this test needs the `mount` command (util-linux) and root: {e}"),
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn b64(s: impl AsRef<[u8]>) -> String {
     use base64::Engine;

@@ -406,3 +406,27 @@ impl Api {
 pub fn header(headers: &HeaderMap, name: &str) -> String {
     headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or("").to_string()
 }
+
+/// A tmpfs mounted for one test (full-disk and read-only cases); unmounted when dropped.
+pub struct Mount(PathBuf);
+
+impl Mount {
+    pub fn tmpfs(dir: &Path, options: &str) -> Mount {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(dir).output();
+        match out {
+            Ok(o) if o.status.success() => Mount(dir.to_path_buf()),
+            Ok(o) => panic!(
+                "this test mounts a small tmpfs and needs root (or CAP_SYS_ADMIN): mount said {}",
+                text(&o.stderr).trim()
+            ),
+            Err(e) => panic!("this test needs the `mount` command (util-linux) and root: {e}"),
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

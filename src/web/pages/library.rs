@@ -164,6 +164,32 @@ async fn access(
     render_access(&req, &app, &user, id, None).await
 }
 
+/// "group" or "person", as the access pages say it.
+pub(crate) fn grantee_kind(grantee: Grantee) -> &'static str {
+    match grantee {
+        Grantee::Group(_) => "group",
+        Grantee::User(_) => "person",
+    }
+}
+
+/// The lines of "why people can see it" for category `id`: own grants and inherited ones.
+pub(crate) fn reason_rows(reasons: &[grants::AccessReason], id: CategoryId) -> Vec<ReasonRow> {
+    reasons
+        .iter()
+        .map(|r| ReasonRow {
+            who: r.grantee_name.clone(),
+            kind: grantee_kind(r.grantee),
+            role: r.role.as_str().to_string(),
+            via: if r.via_category_id == id {
+                "this category".into()
+            } else {
+                format!("inherited from {}", r.via_category_name)
+            },
+            members: r.members,
+        })
+        .collect()
+}
+
 pub(crate) async fn render_access(
     req: &HttpRequest,
     app: &App,
@@ -194,30 +220,11 @@ pub(crate) async fn render_access(
             .map(|g| GrantRow {
                 id: g.id.0,
                 who: g.grantee_name.clone(),
-                kind: match g.grantee {
-                    Grantee::Group(_) => "group",
-                    Grantee::User(_) => "person",
-                },
+                kind: grantee_kind(g.grantee),
                 role: g.role.as_str().to_string(),
             })
             .collect(),
-        reasons: reasons
-            .iter()
-            .map(|r| ReasonRow {
-                who: r.grantee_name.clone(),
-                kind: match r.grantee {
-                    Grantee::Group(_) => "group",
-                    Grantee::User(_) => "person",
-                },
-                role: r.role.as_str().to_string(),
-                via: if r.via_category_id == id {
-                    "this category".into()
-                } else {
-                    format!("inherited from {}", r.via_category_name)
-                },
-                members: r.members,
-            })
-            .collect(),
+        reasons: reason_rows(&reasons, id),
         groups: all_groups.iter().map(|g| (g.id.0, g.name.clone())).collect(),
         error: error.as_deref(),
     };

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::{Ask, confirm, mistake, ticked};
 use crate::App;
 use crate::accounts::AccountsError;
-use crate::accounts::grants::{self, Grantee};
+use crate::accounts::grants::{self};
 use crate::db::ids::CategoryId;
 use crate::library::categories::{self, Category};
 use crate::web::api::categories::{create_category, delete_category, update_category};
@@ -182,23 +182,7 @@ async fn render_category(
     let Some(this) = trail.last() else { return Err(WebError::not_found()) };
     // Public is inherited: a public parent makes this one visible to everyone too.
     let public = trail.iter().any(|c| c.public);
-    let reasons: Vec<ReasonRow> = reasons
-        .iter()
-        .map(|r| ReasonRow {
-            who: r.grantee_name.clone(),
-            kind: match r.grantee {
-                Grantee::Group(_) => "group",
-                Grantee::User(_) => "person",
-            },
-            role: r.role.as_str().to_string(),
-            via: if r.via_category_id == id {
-                "on this category".into()
-            } else {
-                format!("inherited from {}", r.via_category_name)
-            },
-            members: r.members,
-        })
-        .collect();
+    let reasons: Vec<ReasonRow> = crate::web::pages::library::reason_rows(&reasons, id);
     let parents = parent_options(&all, Some(id));
     let draft = match draft {
         Some(f) => f.draft(),
