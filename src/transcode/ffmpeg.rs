@@ -167,8 +167,8 @@ pub fn run(
         return Err(ToolError::Cancelled);
     }
     let mut cmd = FfmpegCommand::new_with_path(ffmpeg);
+    // stdin stays piped (ffmpeg-sidecar requires it); the arguments carry `-nostdin`.
     cmd.args(args);
-    cmd.as_inner_mut().stdin(Stdio::null());
     let mut child = cmd.spawn().map_err(|e| ToolError::spawn(ffmpeg, e))?;
     let events = child.iter().map_err(|e| ToolError::Io(format!("reading ffmpeg's output: {e}")));
     let child = Arc::new(Mutex::new(child));
@@ -190,6 +190,7 @@ pub fn run(
                     }
                 }
                 FfmpegEvent::Log(level, line) => {
+                    let line = strip_prefixes(&line);
                     if matches!(level, LogLevel::Error | LogLevel::Fatal) {
                         errors.push(line.clone());
                     }
@@ -222,6 +223,19 @@ pub fn run(
     Err(ToolError::Source { message: human_message(&errors, &tail), detail: tail })
 }
 
+/// `[hls @ 0x55…] [error] Failed to open` → `Failed to open`: the bracketed context and level
+/// ffmpeg puts first.
+fn strip_prefixes(line: &str) -> String {
+    let mut rest = line.trim();
+    while rest.starts_with('[') {
+        match rest.find(']') {
+            Some(end) => rest = rest[end + 1..].trim_start(),
+            None => break,
+        }
+    }
+    rest.to_string()
+}
+
 /// A person's sentence from ffmpeg's last error lines: the specific ones, not "Conversion failed!".
 fn human_message(errors: &[String], tail: &str) -> String {
     let generic = |l: &str| {
@@ -251,6 +265,7 @@ mod tests {
         assert_eq!(parse_time("00:01:02.50"), Some(62.5));
         assert_eq!(parse_time("N/A"), None);
         assert_eq!(last_lines("a\n\nb\nc\n", 2), "b / c");
+        assert_eq!(strip_prefixes("[hls @ 0x1] [error] Failed to open"), "Failed to open");
         let m = human_message(&["moov atom not found".into(), "Conversion failed!".into()], "");
         assert!(m.ends_with("moov atom not found"), "{m}");
     }

@@ -189,6 +189,14 @@ pub fn execute(ctx: &Context, job: &Job) -> Result<Outcome, ToolError> {
     result
 }
 
+/// ffmpeg's HLS muxer does not create directories: make the rungs' before a pass.
+fn make_rung_dirs(plan: &Plan, which: &[usize], work: &Path) -> Result<(), ToolError> {
+    for &i in which {
+        fs::create_dir_all(work.join("hls").join(&plan.rungs[i].name)).map_err(io("creating a rung directory"))?;
+    }
+    Ok(())
+}
+
 fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolError> {
     let id = job.media_id;
     let Some(item) = ctx.db.read_blocking(|c| media::get(c, id))? else { return Ok(Outcome::Nothing) };
@@ -227,6 +235,7 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
     if !first.is_empty() {
         // The cheapest rung alone, fast, so the item is playable early.
         let preset = if plan.rungs[first[0]].copy { ctx.preset.as_str() } else { "ultrafast" };
+        make_rung_dirs(&plan, &first, work)?;
         let args = ladder::pass_args(&plan, &first, false, &source, work, preset);
         ffmpeg::run(&ctx.tools.ffmpeg, &args, &ctx.children, &mut |t| {
             progress.report(FIRST_SHARE * t / duration)
@@ -244,6 +253,7 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
     }
     let sprite = plan.sprite.is_some() && !plan.audio_only;
     if !rest.is_empty() || sprite {
+        make_rung_dirs(&plan, &rest, work)?;
         let args = ladder::pass_args(&plan, &rest, sprite, &source, work, &ctx.preset);
         ffmpeg::run(&ctx.tools.ffmpeg, &args, &ctx.children, &mut |t| {
             progress.report(FIRST_SHARE + SECOND_SHARE * t / duration)
