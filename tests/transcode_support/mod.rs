@@ -161,7 +161,7 @@ pub fn check_rung(dir: &Path) -> f64 {
     for (i, l) in playlist.lines().enumerate() {
         if let Some(d) = l.strip_prefix("#EXTINF:") {
             let d: f64 = d.trim_end_matches(',').parse().expect("EXTINF");
-            assert!(d <= 4.6, "segment longer than 4 s: {d}");
+            assert!(d <= 4.6, "segment longer than 4 s: {d} in {}:\n{playlist}", dir.display());
             total += d;
             let seg = playlist.lines().nth(i + 1).expect("segment uri");
             assert!(seg.starts_with("seg-") && seg.ends_with(".m4s"), "{seg}");
