@@ -677,6 +677,16 @@ pub fn table() -> Vec<Row> {
                 case(only_admin_sees_d(401, 200)).on("in D", &[FreshMedia(D)]).json(r#"{"title":"Edited"}"#),
             ],
         ),
+        // Retrying a conversion: the owner, edit on the category, administrators. An image has
+        // nothing to convert, so those allowed get 409.
+        row(
+            M::POST,
+            "/api/v1/media/{id}/retry",
+            vec![
+                case([401, 404, 403, 403, 409, 409, 409]).on("ready image in C", &[FreshMedia(C)]),
+                case(only_admin_sees_d(401, 409)).on("ready image in D", &[FreshMedia(D)]),
+            ],
+        ),
         row(
             M::GET,
             "/api/v1/media/{id}/thumbnail/{size}",
