@@ -39,9 +39,21 @@ async fn kill_9_during_a_transcode_resumes_after_restart() {
         dir.path(),
         "assembly.mkv",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=10",
-            "-f", "lavfi", "-i", "sine=duration=10",
-            "-c:v", "mpeg4", "-q:v", "5", "-c:a", "aac", "-shortest",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25:duration=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=10",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "5",
+            "-c:a",
+            "aac",
+            "-shortest",
         ],
     );
     let id = site.upload(&src).await;
@@ -50,7 +62,10 @@ async fn kill_9_during_a_transcode_resumes_after_restart() {
     loop {
         let item = site.item(id).await;
         assert_ne!(item["status"], "ready", "finished before it could be interrupted: {item}");
-        if item["playable"] == true && item["transcode_state"] == "running" && item["progress"].as_u64() > Some(15) {
+        if item["playable"] == true
+            && item["transcode_state"] == "running"
+            && item["progress"].as_u64() > Some(15)
+        {
             assert_eq!(item["status"], "processing");
             break;
         }

@@ -20,7 +20,16 @@ async fn a_truncated_file_fails_with_a_message_and_retry_fails_again() {
     let whole = clip(
         dir.path(),
         "whole.mp4",
-        &["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=6", "-c:v", "libx264", "-preset", "ultrafast"],
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=6",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
     );
     let bytes = std::fs::read(&whole).expect("read");
     let cut = dir.path().join("broken.mp4");
@@ -68,7 +77,16 @@ async fn without_ffmpeg_items_wait_and_are_converted_when_it_appears() {
     let src = clip(
         dir.path(),
         "short.mp4",
-        &["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=4", "-c:v", "libx264", "-preset", "ultrafast"],
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
     );
     let id = site.upload(&src).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -94,12 +112,7 @@ async fn without_ffmpeg_items_wait_and_are_converted_when_it_appears() {
 fn doctor_reports_ffmpeg_and_how_to_install_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let out = common::reelbox()
-        .args(["--data"])
-        .arg(&data)
-        .arg("doctor")
-        .output()
-        .expect("doctor");
+    let out = common::reelbox().args(["--data"]).arg(&data).arg("doctor").output().expect("doctor");
     let text = common::text(&out.stdout);
     assert!(text.contains("ffmpeg") && text.contains("apt install ffmpeg"), "{text}");
     assert!(!out.status.success(), "a missing transcoder is a failed check");

@@ -55,9 +55,9 @@ impl ToolError {
 
     pub fn detail(&self) -> String {
         match self {
-            ToolError::Source { detail, .. } | ToolError::Killed { detail } | ToolError::DiskFull { detail } => {
-                detail.clone()
-            }
+            ToolError::Source { detail, .. }
+            | ToolError::Killed { detail }
+            | ToolError::DiskFull { detail } => detail.clone(),
             ToolError::Missing { detail, .. } => detail.clone(),
             other => other.to_string(),
         }
@@ -279,7 +279,10 @@ mod tests {
         assert_eq!(last_lines("a\n\nb\nc\n", 2), "b / c");
         assert_eq!(strip_prefixes("[hls @ 0x1] [error] Failed to open"), "Failed to open");
         let m = human_message_of("[mov @ 0x5] moov atom not found\n/data/blobs/ab: Invalid data found\n");
-        assert_eq!(m, "The file could not be converted for playback: moov atom not found / Invalid data found");
+        assert_eq!(
+            m,
+            "The file could not be converted for playback: moov atom not found / Invalid data found"
+        );
         let m = human_message(&["moov atom not found".into(), "Conversion failed!".into()], "");
         assert!(m.ends_with("moov atom not found"), "{m}");
     }
