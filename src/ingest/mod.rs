@@ -14,6 +14,12 @@ use crate::library::media::MediaKind;
 use crate::store::{Sha256, StoreError};
 use detect::DetectError;
 
+/// Request bodies reach the writer thread in batches of about this many bytes (the chunks as
+/// they came off the socket, not copied), written with one vectored write each.
+pub(crate) const BATCH_BYTES: usize = 1024 * 1024;
+/// Batches in flight between a request and its writer thread (bounded: back-pressure).
+pub(crate) const CHANNEL_BATCHES: usize = 4;
+
 /// Legacy Office files (OLE2 compound files) are only told apart with the whole file at hand
 /// (`detect::detect_file`), so their check waits until every byte has arrived.
 pub(crate) const OLE2_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];

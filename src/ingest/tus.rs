@@ -20,7 +20,7 @@ use sha2::Digest;
 
 use super::detect::{self, DetectError};
 use super::simple::with_full_sync;
-use super::{IngestError, OLE2_MAGIC, simple};
+use super::{BATCH_BYTES, CHANNEL_BATCHES, IngestError, OLE2_MAGIC, simple};
 use crate::App;
 use crate::accounts::login::Actor;
 use crate::clock::Timestamp;
@@ -34,8 +34,6 @@ pub const VERSION: &str = "1.0.0";
 pub const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration,checksum";
 pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
 const UPLOADS_DIR: &str = "uploads";
-/// Chunks in flight between a PATCH and the writer thread.
-const CHANNEL_CHUNKS: usize = 16;
 
 type Slot = Arc<tokio::sync::Mutex<Option<BlobWriter>>>;
 
@@ -378,21 +376,27 @@ where
     }
     let room = upload.length - start;
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<B>(CHANNEL_CHUNKS);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<B>>(CHANNEL_BATCHES);
     let hasher = checksum.as_ref().map(ChunkHasher::for_checksum);
     let task = tokio::task::spawn_blocking(move || {
         let (mut w, mut hasher) = (writer, hasher);
-        while let Some(chunk) = rx.blocking_recv() {
-            if let Err(e) = w.write(chunk.as_ref()) {
+        while let Some(batch) = rx.blocking_recv() {
+            if let Err(e) = w.write_chunks(&batch) {
                 return (w, Err(e), hasher);
             }
             if let Some(h) = &mut hasher {
-                h.update(chunk.as_ref());
+                for chunk in &batch {
+                    h.update(chunk.as_ref());
+                }
             }
         }
+        // The offset the answer reports is durable; the blob store's trail reads it back while
+        // the client sends the next PATCH.
         let synced = w.sync().map(drop);
         (w, synced, hasher)
     });
+    let mut batch = Vec::new();
+    let mut batched = 0usize;
     let mut sent = 0u64;
     let mut refused: Option<IngestError> = None;
     let mut interrupted = false;
@@ -413,11 +417,20 @@ where
                     )));
                     break;
                 }
-                if tx.send(b).await.is_err() {
-                    break;
+                batched += b.as_ref().len();
+                batch.push(b);
+                if batched >= BATCH_BYTES {
+                    batched = 0;
+                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        break;
+                    }
                 }
             }
         }
+    }
+    if !batch.is_empty() && refused.is_none() {
+        // A failed send means the writer stopped on an error, which the task's result reports.
+        let _ = tx.send(batch).await;
     }
     drop(tx);
     let (writer, written, hasher) = task.await.map_err(|e| IngestError::Task(e.to_string()))?;
