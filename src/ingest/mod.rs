@@ -6,6 +6,7 @@
 pub mod detect;
 pub mod simple;
 pub mod tus;
+mod tus_headers;
 
 use crate::db::DbError;
 use crate::error::{AppError, ErrorKind};

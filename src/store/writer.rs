@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::Digest;
 
 use super::disk::{IO_CHUNK, Verify, read_some, remove_quietly};
-use super::trail::{SYNC_STEP, Trail};
+use super::trail::{Trail, WRITEBACK_STEP};
 use super::{BlobStore, Sha256, StoreError, Stored};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -204,7 +204,7 @@ impl BlobWriter {
 
     /// Tell the trail (starting it once there is enough to sync) how far the file is written.
     fn keep_trail_up(&mut self) -> Result<()> {
-        if self.size - self.told < SYNC_STEP {
+        if self.size - self.told < WRITEBACK_STEP {
             return Ok(());
         }
         if let Err(e) = self.file.flush() {
