@@ -6,6 +6,7 @@
 pub mod detect;
 pub mod simple;
 pub mod tus;
+mod tus_headers;
 
 use crate::db::DbError;
 use crate::error::{AppError, ErrorKind};
@@ -13,6 +14,12 @@ use crate::library::LibraryError;
 use crate::library::media::MediaKind;
 use crate::store::{Sha256, StoreError};
 use detect::DetectError;
+
+/// Request bodies reach the writer thread in batches of about this many bytes (the chunks as
+/// they came off the socket, not copied), written with one vectored write each.
+pub(crate) const BATCH_BYTES: usize = 1024 * 1024;
+/// Batches in flight between a request and its writer thread (bounded: back-pressure).
+pub(crate) const CHANNEL_BATCHES: usize = 4;
 
 /// Legacy Office files (OLE2 compound files) are only told apart with the whole file at hand
 /// (`detect::detect_file`), so their check waits until every byte has arrived.
