@@ -168,7 +168,18 @@ async fn one(
     path: web::Path<MediaId>,
 ) -> Result<HttpResponse, WebError> {
     let item = visible_item(&app, viewer.0.as_ref(), path.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(item))
+    let id = item.id;
+    let damaged = app.db.read(move |c| crate::library::scrub::damaged(c, id)).await?;
+    Ok(HttpResponse::Ok().json(ItemDetails { item, damaged }))
+}
+
+/// `GET /api/v1/media/{id}`: the item's fields, and what is known about its stored bytes.
+#[derive(serde::Serialize)]
+struct ItemDetails {
+    #[serde(flatten)]
+    item: MediaItem,
+    /// The integrity scrub found the original damaged: `{since, problem, detail}`, else null.
+    damaged: Option<crate::library::scrub::Damage>,
 }
 
 /// What the browser is told the file is. Only types a browser shows without running anything

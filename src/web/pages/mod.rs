@@ -42,3 +42,15 @@ pub fn see_other(to: &str) -> HttpResponse {
 pub fn safe_next(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") { next } else { "/" }
 }
+
+/// The damage warning for an item's page, when the integrity scrub marked its original.
+pub async fn damage_notice(
+    app: &crate::App,
+    id: crate::db::ids::MediaId,
+) -> Result<Option<reelbox_templates::media::DamageNotice>, super::error::WebError> {
+    let damaged = app.db.read(move |c| crate::library::scrub::damaged(c, id)).await?;
+    Ok(damaged.map(|d| reelbox_templates::media::DamageNotice {
+        since: crate::clock::format_utc(d.since),
+        detail: d.detail,
+    }))
+}
