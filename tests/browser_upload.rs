@@ -118,6 +118,21 @@ fn noise_video(dir: &Path, name: &str, seed: u32) -> PathBuf {
     out
 }
 
+/// A short, smaller noisy video (a few MB): enough chunks to watch the progress move.
+fn small_noise_video(dir: &Path, name: &str) -> PathBuf {
+    let ffmpeg = require_tool("REELBOX_FFMPEG", "/usr/bin/ffmpeg", "ffmpeg");
+    let out = dir.join(name);
+    let filter = "nullsrc=s=480x270:r=25,geq=lum='random(7)*255':cb=128:cr=128";
+    let status = Command::new(ffmpeg)
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", filter])
+        .args(["-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", out.display());
+    out
+}
+
 struct Ctx<'a> {
     browser: &'a Browser,
     teacher: Api,
@@ -235,18 +250,18 @@ impl Ctx<'_> {
     }
 }
 
-#[tokio::test]
-async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
+/// One browser test at a time: each runs its own server, chromedriver and Chromium, and the
+/// pause and reload steps need the machine's attention to be timed.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server with a contributor ("tess", on "Science") and an administrator, and Chromium through
+/// chromedriver; runs `scenario` and panics with its error and where the screenshots are.
+async fn in_the_browser(scenario: impl AsyncFnOnce(&Ctx<'_>) -> Result<()>) {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let chromedriver = require_tool("REELBOX_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
     let chromium = require_tool("REELBOX_CHROMIUM", "/usr/bin/chromium", "chromium");
     let dir = artifacts_dir();
     println!("screenshots and logs: {}", dir.display());
-    let files = tempfile::tempdir().expect("tempdir for the files");
-    let videos = [
-        noise_video(files.path(), "lesson-one.mp4", 1),
-        noise_video(files.path(), "lesson-two.mp4", 2),
-        noise_video(files.path(), "lesson-three.mp4", 3),
-    ];
 
     let server = Server::start();
     server.add_user("ada", true);
@@ -265,7 +280,7 @@ async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
         ChromeDriver::start(&chromedriver, &dir.join("chromedriver.log")).await.expect("chromedriver");
     let browser = Browser::start(&driver.url, &chromium, "teacher", &server.base).await.expect("Chromium");
     let ctx = Ctx { browser: &browser, teacher, admin, category, shots: dir.clone() };
-    let outcome = scenario(&ctx, &videos).await;
+    let outcome = scenario(&ctx).await;
     if outcome.is_err() {
         ctx.shot("failure").await;
     }
@@ -277,6 +292,113 @@ async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
     if let Err(e) = outcome {
         panic!("{e}\n(screenshots and chromedriver.log are in {})", dir.display());
     }
+}
+
+/// Sign in as the contributor and open the upload page for the category with small chunks.
+async fn open_upload_page(ctx: &Ctx<'_>) -> Result<()> {
+    let b = ctx.browser;
+    b.goto("/login").await?;
+    b.fill("#username", "tess").await?;
+    b.fill("#password", PASSWORD).await?;
+    b.click_button("Sign in").await?;
+    b.wait_for_path("/", |p| p == "/").await?;
+    b.goto(&format!("/upload?category={}&chunk_kib={CHUNK_KIB}", ctx.category)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
+    let files = tempfile::tempdir().expect("tempdir for the files");
+    let videos = [
+        noise_video(files.path(), "lesson-one.mp4", 1),
+        noise_video(files.path(), "lesson-two.mp4", 2),
+        noise_video(files.path(), "lesson-three.mp4", 3),
+    ];
+    in_the_browser(async |ctx| scenario(ctx, &videos).await).await;
+}
+
+#[tokio::test]
+async fn a_file_dropped_on_the_page_uploads_into_the_category() {
+    let files = tempfile::tempdir().expect("tempdir for the files");
+    let video = small_noise_video(files.path(), "dropped-lesson.mp4");
+    in_the_browser(async |ctx| drop_scenario(ctx, &video).await).await;
+}
+
+/// What a person does when they drag a file from their desktop onto the drop zone: the page
+/// gets `dragenter`, `dragover` and `drop` events carrying a `DataTransfer` with the file.
+/// WebDriver cannot drag from outside the browser, so the test builds the same events in the
+/// page (a real `File` in a real `DataTransfer`) and lets the page's own handlers take them.
+const DROP_FILE: &str = r#"
+    const [b64, name, type] = arguments;
+    const text = atob(b64);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, { type }));
+    const zone = document.getElementById("upload-drop");
+    const fire = (kind) => {
+        const ev = new DragEvent(kind, { bubbles: true, cancelable: true, dataTransfer: transfer });
+        zone.dispatchEvent(ev);
+        return ev.defaultPrevented;
+    };
+    const enter = fire("dragenter");
+    const over = fire("dragover");
+    const highlighted = zone.classList.contains("is-dragging");
+    const dropped = fire("drop");
+    return { enter, over, highlighted, dropped, after: zone.classList.contains("is-dragging") };
+"#;
+
+async fn drop_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
+    use base64::Engine as _;
+    let b = ctx.browser;
+    open_upload_page(ctx).await?;
+    b.find("#upload-drop").await?;
+    let name = "dropped-lesson.mp4";
+    let bytes = std::fs::read(video).map_err(|e| e.to_string())?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let events = b.execute(DROP_FILE, vec![json!(b64), json!(name), json!("video/mp4")]).await?;
+    // dragover must be cancelled or a browser refuses the drop; drop must be cancelled or the
+    // browser opens the file instead of uploading it.
+    if events != json!({"enter": true, "over": true, "highlighted": true, "dropped": true, "after": false}) {
+        return Err(format!("the drop zone did not handle the drag like a drop target: {events}"));
+    }
+
+    let mut percents = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut statuses: Vec<String> = Vec::new();
+    loop {
+        let state = ctx.row_attr(name, "data-state").await?;
+        let status = ctx.status_text(name).await?;
+        if statuses.last() != Some(&status) {
+            statuses.push(status);
+        }
+        percents.push(ctx.progress(name).await?);
+        match state.as_str() {
+            "done" => break,
+            "error" => return Err(format!("the dropped file failed: {statuses:?}")),
+            _ if Instant::now() > deadline => return Err(format!("the dropped file never finished: {statuses:?}")),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    ctx.shot("dropped-done").await;
+    println!("statuses of the dropped file: {statuses:?}; progress seen: {percents:?}");
+    if !statuses.iter().any(|s| s.starts_with("Uploading… ") && s.contains(" %")) {
+        return Err(format!("the upload progress of the dropped file was never shown: {statuses:?}"));
+    }
+    if !percents.iter().any(|p| (1..100).contains(p)) || percents.last() != Some(&100) {
+        return Err(format!("the progress bar should move through to 100: {percents:?}"));
+    }
+    let media = ctx.row_attr(name, "data-media-id").await?;
+    ctx.arrived(&media, video).await;
+
+    let to_category = format!("/categories/{}", ctx.category);
+    b.goto(&to_category).await?;
+    b.find_xpath(&format!("//main//a[@href='/media/{media}']")).await?;
+    let listing = b.page_text().await?;
+    if !listing.contains("dropped lesson") {
+        return Err(format!("the category should list the dropped file; it says:\n{listing}"));
+    }
+    Ok(())
 }
 
 async fn scenario(ctx: &Ctx<'_>, videos: &[PathBuf; 3]) -> Result<()> {
