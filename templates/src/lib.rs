@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod media;
+pub mod my;
 pub mod pages;
 pub mod recycle;
 pub mod upload;

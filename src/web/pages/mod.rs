@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod library;
 pub mod media;
+pub mod my;
 pub mod recycle;
 pub mod upload;
 
@@ -23,6 +24,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(account::endpoints());
     all.extend(admin::endpoints());
     all.extend(upload::endpoints());
+    all.extend(my::endpoints());
     all
 }
 
