@@ -21,17 +21,17 @@
   function timeLeft(seconds) {
     if (typeof seconds !== "number") return "";
     if (seconds < 60) return "less than a minute left";
-    var minutes = Math.round(seconds / 60);
+    var minutes = Math.floor((seconds + 30) / 60);
     return "about " + minutes + (minutes === 1 ? " minute" : " minutes") + " left";
   }
 
   function detail(item) {
     switch (item.transcode_state) {
-      case "waiting": return item.error || "Waiting for the converter";
-      case "queued": return "Waiting to start";
+      case "waiting": return "Waiting for the converter";
       case "failed": return item.error || "Conversion failed";
       case "running": return timeLeft(item.eta_seconds) || "Converting";
-      default: return "Starting…";
+      case "done": return "Finishing";
+      default: return "Waiting to start";
     }
   }
 

@@ -57,6 +57,19 @@ async fn my_uploads_lists_my_own_items_newest_first_with_progress_for_conversion
         common::header(res.headers(), "x-media-id").parse::<i64>().expect("X-Media-Id")
     };
 
+    // The test server has no ffmpeg: once the worker has looked, the conversion waits for it.
+    // (What the page's script reads: the item as the API tells its owner.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let item = lib.teacher.get_json(&format!("/api/v1/media/{video}")).await;
+        assert_eq!((item["status"].as_str(), item["progress"].as_u64()), (Some("processing"), Some(0)), "{item}");
+        if item["transcode_state"] == "waiting" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the conversion never waited for ffmpeg: {item}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
     let tess = lib.server.browser_login("tess", common::PASSWORD).await;
     let res = tess.get("/my/uploads").await;
     assert_eq!(res.status().as_u16(), 200);
@@ -88,7 +101,11 @@ async fn my_uploads_lists_my_own_items_newest_first_with_progress_for_conversion
     let video_row = row_of(&html, video);
     assert!(video_row.contains("data-status=\"processing\"") && video_row.contains("data-watch=\"true\""), "{video_row}");
     assert!(video_row.contains("<td>Video</td>") && video_row.contains("Converting for playback"), "{video_row}");
-    assert!(video_row.contains("<progress max=\"100\" aria-label=\"Conversion of lesson\""), "{video_row}");
+    assert!(
+        video_row.contains("<progress max=\"100\" value=\"0\" aria-label=\"Conversion of lesson\"")
+            && video_row.contains("0 % · Waiting for the converter"),
+        "{video_row}"
+    );
     let script = html
         .split("<script src=\"")
         .filter_map(|s| s.split('"').next())
@@ -98,9 +115,6 @@ async fn my_uploads_lists_my_own_items_newest_first_with_progress_for_conversion
     let js = tess.get(&script).await;
     assert_eq!(js.status().as_u16(), 200);
     assert!(js.text().await.expect("script").contains("/api/v1/media/"), "the script polls the item API");
-    // What the script reads: the item's status as the API tells its owner.
-    let item = lib.teacher.get_json(&format!("/api/v1/media/{video}")).await;
-    assert_eq!(item["status"], "processing", "{item}");
 
     // In the main navigation, marked current here.
     assert!(html.contains("<a href=\"/my/uploads\" aria-current=\"page\">My uploads</a>"), "{html}");

@@ -2,6 +2,8 @@
 //! recordings still being converted show a progress bar that `static/my-uploads.js` keeps up to
 //! date from `GET /api/v1/media/{id}`.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use reelbox_templates::my::{Conversion, MyUpload, MyUploadsView, my_uploads_page};
 use serde::Deserialize;
@@ -10,7 +12,8 @@ use super::html;
 use super::media::kind_label;
 use crate::App;
 use crate::library::catalogue::{self, Listed};
-use crate::library::media::{MediaKind, MediaStatus};
+use crate::library::media::{MediaItem, MediaKind, MediaStatus};
+use crate::transcode::{self, JobState, Playback};
 use crate::web::auth::CurrentUser;
 use crate::web::error::WebError;
 use crate::web::{Access, Endpoint, assets, chrome, get};
@@ -37,8 +40,18 @@ async fn my_uploads(
 ) -> Result<HttpResponse, WebError> {
     let page = query.page.unwrap_or(1).clamp(1, catalogue::MAX_PAGE);
     let me = user.user.id;
-    let listing = app.db.read(move |c| catalogue::list_owned(c, me, page)).await?;
-    let items: Vec<MyUpload> = listing.items.iter().map(row).collect();
+    let (listing, playbacks) = app
+        .db
+        .read(move |c| {
+            let listing = catalogue::list_owned(c, me, page)?;
+            let mut playbacks = HashMap::new();
+            for l in listing.items.iter().filter(|l| converting(&l.item)) {
+                playbacks.insert(l.item.id, transcode::playback(c, l.item.id)?);
+            }
+            Ok::<_, WebError>((listing, playbacks))
+        })
+        .await?;
+    let items: Vec<MyUpload> = listing.items.iter().map(|l| row(l, playbacks.get(&l.item.id))).collect();
     let script_url = assets::url("my-uploads.js");
     let view = MyUploadsView {
         items: &items,
@@ -61,10 +74,34 @@ fn status_text(status: MediaStatus) -> &'static str {
     }
 }
 
-fn row(l: &Listed) -> MyUpload {
+/// Videos and recordings still being converted: the rows the page follows.
+fn converting(m: &MediaItem) -> bool {
+    m.status == MediaStatus::Processing && matches!(m.kind, Some(MediaKind::Video | MediaKind::Audio))
+}
+
+/// Where a conversion stands, in words (`static/my-uploads.js` says the same).
+fn conversion(p: &Playback) -> Conversion {
+    let detail = match p.state {
+        JobState::Waiting => "Waiting for the converter".to_string(),
+        JobState::Queued | JobState::None => "Waiting to start".to_string(),
+        JobState::Failed => p.error.clone().unwrap_or_else(|| "Conversion failed".into()),
+        JobState::Running => p.eta_seconds.map_or_else(|| "Converting".to_string(), time_left),
+        JobState::Done => "Finishing".to_string(),
+    };
+    Conversion { percent: Some(p.progress.min(100)), detail }
+}
+
+/// "less than a minute left", "about 1 minute left", "about 12 minutes left".
+fn time_left(seconds: u64) -> String {
+    if seconds < 60 {
+        return "less than a minute left".into();
+    }
+    let minutes = (seconds + 30) / 60;
+    format!("about {minutes} {} left", if minutes == 1 { "minute" } else { "minutes" })
+}
+
+fn row(l: &Listed, playback: Option<&Playback>) -> MyUpload {
     let m = &l.item;
-    let converting =
-        m.status == MediaStatus::Processing && matches!(m.kind, Some(MediaKind::Video | MediaKind::Audio));
     MyUpload {
         id: m.id.0,
         title: m.title.clone(),
@@ -73,6 +110,22 @@ fn row(l: &Listed) -> MyUpload {
         status_code: m.status.as_str().to_string(),
         size: reelbox_templates::media::file_size(m.size),
         created: crate::clock::format_utc(m.created_at),
-        conversion: converting.then(|| Conversion { percent: None, detail: "Starting…".into() }),
+        conversion: converting(m).then(|| {
+            playback.map_or_else(|| Conversion { percent: None, detail: "Waiting to start".into() }, conversion)
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_in_words() {
+        assert_eq!(time_left(5), "less than a minute left");
+        assert_eq!(time_left(60), "about 1 minute left");
+        assert_eq!(time_left(89), "about 1 minute left");
+        assert_eq!(time_left(90), "about 2 minutes left");
+        assert_eq!(time_left(725), "about 12 minutes left");
     }
 }
