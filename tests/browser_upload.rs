@@ -256,14 +256,22 @@ static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 
 /// A server with a contributor ("tess", on "Science") and an administrator, and Chromium through
 /// chromedriver; runs `scenario` and panics with its error and where the screenshots are.
-async fn in_the_browser(scenario: impl AsyncFnOnce(&Ctx<'_>) -> Result<()>) {
+async fn in_the_browser(transcode: bool, scenario: impl AsyncFnOnce(&Ctx<'_>) -> Result<()>) {
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let chromedriver = require_tool("REELBOX_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
     let chromium = require_tool("REELBOX_CHROMIUM", "/usr/bin/chromium", "chromium");
     let dir = artifacts_dir();
     println!("screenshots and logs: {}", dir.display());
 
-    let server = Server::start();
+    let data = tempfile::tempdir().expect("tempdir for the server");
+    let server = Server::start_with(&data.path().join("data"), data.path(), |c| {
+        if transcode {
+            common::with_ffmpeg(c);
+            // A slower preset than the default, so there is a conversion under way to watch.
+            c.env("REELBOX_TRANSCODE__PRESET", "medium");
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     server.add_user("ada", true);
     server.add_user("tess", false);
     let admin = server.api(&server.token("ada"));
@@ -314,14 +322,120 @@ async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
         noise_video(files.path(), "lesson-two.mp4", 2),
         noise_video(files.path(), "lesson-three.mp4", 3),
     ];
-    in_the_browser(async |ctx| scenario(ctx, &videos).await).await;
+    in_the_browser(false, async |ctx| scenario(ctx, &videos).await).await;
 }
 
 #[tokio::test]
 async fn a_file_dropped_on_the_page_uploads_into_the_category() {
     let files = tempfile::tempdir().expect("tempdir for the files");
     let video = small_noise_video(files.path(), "dropped-lesson.mp4");
-    in_the_browser(async |ctx| drop_scenario(ctx, &video).await).await;
+    in_the_browser(false, async |ctx| drop_scenario(ctx, &video).await).await;
+}
+
+#[tokio::test]
+async fn my_uploads_follows_a_conversion_live() {
+    let files = tempfile::tempdir().expect("tempdir for the files");
+    let video = test_pattern_video(files.path(), "long-lesson.mp4");
+    in_the_browser(true, async |ctx| live_progress_scenario(ctx, &video).await).await;
+}
+
+/// A one-minute test pattern: long enough that converting it takes a while to watch.
+fn test_pattern_video(dir: &Path, name: &str) -> PathBuf {
+    let ffmpeg = require_tool("REELBOX_FFMPEG", "/usr/bin/ffmpeg", "ffmpeg");
+    let out = dir.join(name);
+    let status = Command::new(ffmpeg)
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25"])
+        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", out.display());
+    out
+}
+
+/// The contributor uploads a video and opens "My uploads" while it is converted: the row's
+/// progress and words follow the job without a reload, and the row turns "Ready" at the end.
+async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
+    let b = ctx.browser;
+    b.goto("/login").await?;
+    b.fill("#username", "tess").await?;
+    b.fill("#password", PASSWORD).await?;
+    b.click_button("Sign in").await?;
+    b.wait_for_path("/", |p| p == "/").await?;
+    b.click_link("//nav[@aria-label='Main']", "My uploads").await?;
+    b.wait_for_path("/my/uploads", |p| p == "/my/uploads").await?;
+
+    let bytes = std::fs::read(video).map_err(|e| e.to_string())?;
+    let digest = {
+        use base64::Engine as _;
+        format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes)))
+    };
+    let res = ctx
+        .teacher
+        .client
+        .post(ctx.teacher.url(&format!("/api/v1/media?category={}&filename=long-lesson.mp4", ctx.category)))
+        .bearer_auth(&ctx.teacher.token)
+        .header("Content-Digest", digest)
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let item: Value = res.json().await.map_err(|e| e.to_string())?;
+    let id = item["id"].as_i64().ok_or_else(|| format!("the upload was refused: {item}"))?;
+    b.refresh().await?;
+    // A mark in the page: if it is still there at the end, nothing reloaded the page.
+    b.execute("window.reelboxTestMark = 'kept'; return true;", vec![]).await?;
+
+    let row = format!("//tr[@data-media-id='{id}']");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut seen: Vec<(String, Option<u32>, String)> = Vec::new();
+    loop {
+        let tr = b.find_xpath(&row).await?;
+        let status = b.attr(&tr, "data-status").await?.unwrap_or_default();
+        let percent = match b.try_find_xpath(&format!("{row}//progress")).await? {
+            Some(bar) => b.attr(&bar, "value").await?.and_then(|v| v.parse::<f64>().ok()).map(|v| v as u32),
+            None => None,
+        };
+        let text = match b.try_find_xpath(&format!("{row}//span[@class='my-progress-text']")).await? {
+            Some(t) => b.text(&t).await?,
+            None => String::new(),
+        };
+        let now = (status.clone(), percent, text);
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        if status == "ready" {
+            break;
+        }
+        if status != "processing" || Instant::now() > deadline {
+            return Err(format!("the conversion did not finish as expected: {seen:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!("My uploads showed: {seen:?}");
+    // The row followed the job through its states without a reload: waiting, converting, ready.
+    // Bar and words agree wherever both show.
+    let words: Vec<&str> = seen.iter().map(|(_, _, t)| t.as_str()).collect();
+    let running = words.iter().position(|t| t.contains("Converting") || t.ends_with(" left"));
+    if running.is_none() {
+        return Err(format!("the conversion was never shown under way: {seen:?}"));
+    }
+    for (status, percent, text) in &seen {
+        if let (Some(p), false) = (percent, text.is_empty()) {
+            if !text.starts_with(&format!("{p} % · ")) {
+                return Err(format!("bar and text disagree while {status}: {seen:?}"));
+            }
+        }
+    }
+    let status = b.find_xpath(&format!("{row}//span[@class='my-status-text']")).await?;
+    if b.text(&status).await? != "Ready" || b.try_find_xpath(&format!("{row}//progress")).await?.is_some() {
+        return Err("a finished conversion should read Ready, without a progress bar".into());
+    }
+    if b.execute("return window.reelboxTestMark || null;", vec![]).await? != json!("kept") {
+        return Err("the page was reloaded; the progress should update in place".into());
+    }
+    ctx.shot("my-uploads-ready").await;
+    Ok(())
 }
 
 /// What a person does when they drag a file from their desktop onto the drop zone: the page
