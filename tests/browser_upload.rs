@@ -368,7 +368,10 @@ async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
     let bytes = std::fs::read(video).map_err(|e| e.to_string())?;
     let digest = {
         use base64::Engine as _;
-        format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes)))
+        format!(
+            "sha-256=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes))
+        )
     };
     let res = ctx
         .teacher
@@ -421,10 +424,10 @@ async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
         return Err(format!("the conversion was never shown under way: {seen:?}"));
     }
     for (status, percent, text) in &seen {
-        if let (Some(p), false) = (percent, text.is_empty()) {
-            if !text.starts_with(&format!("{p} % · ")) {
-                return Err(format!("bar and text disagree while {status}: {seen:?}"));
-            }
+        if let (Some(p), false) = (percent, text.is_empty())
+            && !text.starts_with(&format!("{p} % · "))
+        {
+            return Err(format!("bar and text disagree while {status}: {seen:?}"));
         }
     }
     let status = b.find_xpath(&format!("{row}//span[@class='my-status-text']")).await?;
@@ -490,7 +493,9 @@ async fn drop_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
         match state.as_str() {
             "done" => break,
             "error" => return Err(format!("the dropped file failed: {statuses:?}")),
-            _ if Instant::now() > deadline => return Err(format!("the dropped file never finished: {statuses:?}")),
+            _ if Instant::now() > deadline => {
+                return Err(format!("the dropped file never finished: {statuses:?}"));
+            }
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }

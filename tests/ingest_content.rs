@@ -8,7 +8,11 @@ mod ingest_support;
 use ingest_support::*;
 
 /// Both paths: (HTTP status, problem JSON or item, the item's id if one exists).
-async fn upload_both_ways(lib: &Library, name: &str, body: &[u8]) -> [(u16, serde_json::Value, Option<i64>); 2] {
+async fn upload_both_ways(
+    lib: &Library,
+    name: &str,
+    body: &[u8],
+) -> [(u16, serde_json::Value, Option<i64>); 2] {
     let q = format!("category={}&filename={name}", lib.category);
     let (status, json) =
         status_and_json(post_media(&lib.teacher, &q, body.to_vec(), Some(content_digest(body))).await).await;
@@ -51,7 +55,9 @@ async fn images_that_do_not_decode_are_refused_and_nothing_is_kept() {
         ("bomb.png", &bomb, "image-too-large"),
     ];
     for (name, body, code) in cases {
-        for (path, (status, p, id)) in ["simple", "tus"].into_iter().zip(upload_both_ways(&lib, name, body).await) {
+        for (path, (status, p, id)) in
+            ["simple", "tus"].into_iter().zip(upload_both_ways(&lib, name, body).await)
+        {
             assert_eq!((status, p["code"].as_str()), (422, Some(code)), "{name} via {path}: {p}");
             let detail = p["detail"].as_str().unwrap_or_default();
             let expected = if code == "image-undecodable" {
@@ -59,7 +65,10 @@ async fn images_that_do_not_decode_are_refused_and_nothing_is_kept() {
             } else {
                 "larger than reelbox accepts"
             };
-            assert!(detail.contains(expected) && detail.contains("Nothing was stored"), "{name} via {path}: {detail}");
+            assert!(
+                detail.contains(expected) && detail.contains("Nothing was stored"),
+                "{name} via {path}: {detail}"
+            );
             if let Some(id) = id {
                 assert_eq!(
                     lib.admin.get(&format!("/api/v1/media/{id}")).await.status().as_u16(),
@@ -85,11 +94,17 @@ async fn images_that_do_not_decode_are_refused_and_nothing_is_kept() {
 
     // A real PNG passes both ways and gets its thumbnails.
     let good = png(3, 5_000);
-    for (path, (status, p, id)) in ["simple", "tus"].into_iter().zip(upload_both_ways(&lib, "good.png", &good).await) {
+    for (path, (status, p, id)) in
+        ["simple", "tus"].into_iter().zip(upload_both_ways(&lib, "good.png", &good).await)
+    {
         assert!(status == 201 || status == 204, "{path}: {status} {p}");
         let id = id.expect("id");
         let item = lib.teacher.get_json(&format!("/api/v1/media/{id}")).await;
-        assert_eq!((item["kind"].as_str(), item["status"].as_str()), (Some("image"), Some("ready")), "{item}");
+        assert_eq!(
+            (item["kind"].as_str(), item["status"].as_str()),
+            (Some("image"), Some("ready")),
+            "{item}"
+        );
         let thumb = lib.teacher.get(&format!("/api/v1/media/{id}/thumbnail/320")).await;
         assert_eq!(thumb.status().as_u16(), 200, "{path}: thumbnail");
     }
@@ -208,7 +223,9 @@ async fn legacy_office_files_are_documents_and_other_compound_files_are_refused(
     ];
     for (name, clsid, gap, mime) in cases {
         let body = compound_file(clsid, gap);
-        for (path, (status, p, id)) in ["simple", "tus"].into_iter().zip(upload_both_ways(&lib, name, &body).await) {
+        for (path, (status, p, id)) in
+            ["simple", "tus"].into_iter().zip(upload_both_ways(&lib, name, &body).await)
+        {
             assert!(status == 201 || status == 204, "{name} via {path}: {status} {p}");
             let id = id.expect("id");
             let item = lib.teacher.get_json(&format!("/api/v1/media/{id}")).await;
@@ -232,10 +249,19 @@ async fn legacy_office_files_are_documents_and_other_compound_files_are_refused(
     // A compound file that is none of them (an installer), small or with the directory late.
     for (name, gap) in [("setup.doc", 0), ("setup-late.xls", 20)] {
         let body = compound_file(MSI, gap);
-        for (path, (status, p, id)) in ["simple", "tus"].into_iter().zip(upload_both_ways(&lib, name, &body).await) {
-            assert_eq!((status, p["code"].as_str()), (415, Some("unsupported-type")), "{name} via {path}: {p}");
+        for (path, (status, p, id)) in
+            ["simple", "tus"].into_iter().zip(upload_both_ways(&lib, name, &body).await)
+        {
+            assert_eq!(
+                (status, p["code"].as_str()),
+                (415, Some("unsupported-type")),
+                "{name} via {path}: {p}"
+            );
             let detail = p["detail"].as_str().unwrap_or_default();
-            assert!(detail.contains("installer") && detail.contains("documents ("), "{name} via {path}: {detail}");
+            assert!(
+                detail.contains("installer") && detail.contains("documents ("),
+                "{name} via {path}: {detail}"
+            );
             if let Some(id) = id {
                 assert_eq!(lib.admin.get(&format!("/api/v1/media/{id}")).await.status().as_u16(), 404);
             }

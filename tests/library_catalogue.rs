@@ -90,7 +90,9 @@ async fn thumbnails_item_pages_and_inline_pdfs() {
     // item is left without its thumbnails.
     let broken = broken_png(2, 2_000);
     let q = format!("category={cat}&filename=broken.png");
-    let (status, p) = status_and_json(post_media(&lib.teacher, &q, broken.clone(), Some(content_digest(&broken))).await).await;
+    let (status, p) =
+        status_and_json(post_media(&lib.teacher, &q, broken.clone(), Some(content_digest(&broken))).await)
+            .await;
     assert_eq!((status, p["code"].as_str()), (422, Some("image-undecodable")), "{p}");
     assert!(audit(&lib.admin, "media.preview_failed").await.is_empty());
 

@@ -264,7 +264,9 @@ async fn the_recycle_bin_is_in_the_navigation_of_managers_and_admins() {
         lib.server.browser_login("stu", common::PASSWORD).await,
         lib.server.browser_login("manon", common::PASSWORD).await,
     );
-    for (who, browser, expected) in [("admin", &ada, true), ("contributor", &tess, false), ("viewer", &stu, false)] {
+    for (who, browser, expected) in
+        [("admin", &ada, true), ("contributor", &tess, false), ("viewer", &stu, false)]
+    {
         let nav = nav_of(&browser.get("/").await.text().await.expect("page"));
         assert_eq!(nav.contains(LINK), expected, "{who}: {nav}");
     }
@@ -276,7 +278,9 @@ async fn the_recycle_bin_is_in_the_navigation_of_managers_and_admins() {
         {"username": "stu", "role": "view"},
         {"username": "manon", "role": "manage"},
     ]);
-    lib.admin.call(Method::PUT, &format!("/api/v1/categories/{}/grants", lib.category), Some(&grants), 204).await;
+    lib.admin
+        .call(Method::PUT, &format!("/api/v1/categories/{}/grants", lib.category), Some(&grants), 204)
+        .await;
     for path in ["/", "/account", &format!("/categories/{}", lib.category)] {
         let nav = nav_of(&manon.get(path).await.text().await.expect("page"));
         assert!(nav.contains(LINK), "{path}: {nav}");
@@ -286,6 +290,8 @@ async fn the_recycle_bin_is_in_the_navigation_of_managers_and_admins() {
 
     // The grant goes: so does the link.
     let grants = json!([{"username": "tess", "role": "contribute"}, {"username": "stu", "role": "view"}]);
-    lib.admin.call(Method::PUT, &format!("/api/v1/categories/{}/grants", lib.category), Some(&grants), 204).await;
+    lib.admin
+        .call(Method::PUT, &format!("/api/v1/categories/{}/grants", lib.category), Some(&grants), 204)
+        .await;
     assert!(!nav_of(&manon.get("/").await.text().await.expect("page")).contains(LINK));
 }

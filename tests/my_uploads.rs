@@ -18,7 +18,9 @@ async fn upload(api: &common::Api, cat: i64, name: &str, body: Vec<u8>) -> i64 {
 
 /// The `<tr>` of item `id` in the page.
 fn row_of(html: &str, id: i64) -> String {
-    let start = html.find(&format!("<tr data-media-id=\"{id}\"")).unwrap_or_else(|| panic!("no row for {id}: {html}"));
+    let start = html
+        .find(&format!("<tr data-media-id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no row for {id}: {html}"));
     let end = html[start..].find("</tr>").map_or(html.len(), |e| start + e);
     html[start..end].to_string()
 }
@@ -40,8 +42,12 @@ async fn my_uploads_lists_my_own_items_newest_first_with_progress_for_conversion
         use base64::Engine;
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let body = pdf(6, 4_000);
-        let metadata =
-            format!("filename {},category {},sha256 {}", b64("draft.pdf"), b64(&cat.to_string()), b64(&sha256_hex(&body)));
+        let metadata = format!(
+            "filename {},category {},sha256 {}",
+            b64("draft.pdf"),
+            b64(&cat.to_string()),
+            b64(&sha256_hex(&body))
+        );
         let res = lib
             .teacher
             .client
@@ -62,7 +68,11 @@ async fn my_uploads_lists_my_own_items_newest_first_with_progress_for_conversion
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let item = lib.teacher.get_json(&format!("/api/v1/media/{video}")).await;
-        assert_eq!((item["status"].as_str(), item["progress"].as_u64()), (Some("processing"), Some(0)), "{item}");
+        assert_eq!(
+            (item["status"].as_str(), item["progress"].as_u64()),
+            (Some("processing"), Some(0)),
+            "{item}"
+        );
         if item["transcode_state"] == "waiting" {
             break;
         }
@@ -82,7 +92,10 @@ async fn my_uploads_lists_my_own_items_newest_first_with_progress_for_conversion
         .collect();
     assert_eq!(order, [unfinished, video, notes, image], "{html}");
     let at = |id: i64| html.find(&format!("<tr data-media-id=\"{id}\"")).unwrap_or(usize::MAX);
-    assert!(at(unfinished) < at(video) && at(video) < at(notes) && at(notes) < at(image), "newest first: {html}");
+    assert!(
+        at(unfinished) < at(video) && at(video) < at(notes) && at(notes) < at(image),
+        "newest first: {html}"
+    );
     for id in [gone, others] {
         assert!(!html.contains(&format!("data-media-id=\"{id}\"")), "item {id} is not mine or is recycled");
     }
@@ -91,16 +104,28 @@ async fn my_uploads_lists_my_own_items_newest_first_with_progress_for_conversion
     // Each row: the title links to the item, kind, status, size, when.
     let pdf_row = row_of(&html, notes);
     assert!(pdf_row.contains(&format!("<a href=\"/media/{notes}\">notes</a>")), "{pdf_row}");
-    assert!(pdf_row.contains("<td>Document</td>") && pdf_row.contains("Ready") && pdf_row.contains("12 KB"), "{pdf_row}");
+    assert!(
+        pdf_row.contains("<td>Document</td>") && pdf_row.contains("Ready") && pdf_row.contains("12 KB"),
+        "{pdf_row}"
+    );
     assert!(pdf_row.contains(" UTC</time>"), "{pdf_row}");
-    assert!(!pdf_row.contains("data-watch") && !pdf_row.contains("<progress"), "nothing to convert: {pdf_row}");
+    assert!(
+        !pdf_row.contains("data-watch") && !pdf_row.contains("<progress"),
+        "nothing to convert: {pdf_row}"
+    );
     assert!(row_of(&html, image).contains("<td>Image</td>"));
     assert!(row_of(&html, unfinished).contains("Upload not finished"));
 
     // The video being converted: followed by the page's script, with a labelled progress bar.
     let video_row = row_of(&html, video);
-    assert!(video_row.contains("data-status=\"processing\"") && video_row.contains("data-watch=\"true\""), "{video_row}");
-    assert!(video_row.contains("<td>Video</td>") && video_row.contains("Converting for playback"), "{video_row}");
+    assert!(
+        video_row.contains("data-status=\"processing\"") && video_row.contains("data-watch=\"true\""),
+        "{video_row}"
+    );
+    assert!(
+        video_row.contains("<td>Video</td>") && video_row.contains("Converting for playback"),
+        "{video_row}"
+    );
     assert!(
         video_row.contains("<progress max=\"100\" value=\"0\" aria-label=\"Conversion of lesson\"")
             && video_row.contains("0 % · Waiting for the converter"),
@@ -124,7 +149,10 @@ async fn my_uploads_lists_my_own_items_newest_first_with_progress_for_conversion
     // Someone who uploaded nothing is told how to start.
     let stu = lib.server.browser_login("stu", common::PASSWORD).await;
     let html = stu.get("/my/uploads").await.text().await.expect("page");
-    assert!(html.contains("You have not uploaded anything yet") && html.contains("href=\"/upload\""), "{html}");
+    assert!(
+        html.contains("You have not uploaded anything yet") && html.contains("href=\"/upload\""),
+        "{html}"
+    );
     assert!(!html.contains("<tr data-media-id"), "{html}");
     // A page past the end is empty, not an error.
     let res = tess.get("/my/uploads?page=9").await;

@@ -74,7 +74,9 @@ async fn verify_reports_damage_marks_items_and_exits_non_zero() {
     let (code, out, err) = verify(&data);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(
-        err.contains(&format!("[1/{total}]")) && err.contains(&format!("[{total}/{total}]")) && err.contains("MB/s"),
+        err.contains(&format!("[1/{total}]"))
+            && err.contains(&format!("[{total}/{total}]"))
+            && err.contains("MB/s"),
         "progress: {err}"
     );
     assert!(
@@ -112,7 +114,10 @@ async fn verify_reports_damage_marks_items_and_exits_non_zero() {
     assert_eq!(newest["outcome"], "failure", "{newest}");
     assert_eq!(newest["actor"], "command line", "{newest}");
     let detail = newest["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(&format!("{total} blobs")) && detail.contains("1 missing, 1 corrupt"), "{detail}");
+    assert!(
+        detail.contains(&format!("{total} blobs")) && detail.contains("1 missing, 1 corrupt"),
+        "{detail}"
+    );
 
     // The item says so, in the API and on its page; an intact item does not.
     let item = lib.student.get_json(&format!("/api/v1/media/{rotten_id}")).await;
@@ -120,7 +125,10 @@ async fn verify_reports_damage_marks_items_and_exits_non_zero() {
     assert_eq!(damaged["problem"], "corrupt", "{item}");
     assert!(damaged["since"].as_i64().is_some_and(|t| t > 1_700_000_000), "{item}");
     assert!(damaged["detail"].as_str().is_some_and(|d| d.contains("SHA-256")), "{item}");
-    assert_eq!(lib.student.get_json(&format!("/api/v1/media/{lost_id}")).await["damaged"]["problem"], "missing");
+    assert_eq!(
+        lib.student.get_json(&format!("/api/v1/media/{lost_id}")).await["damaged"]["problem"],
+        "missing"
+    );
     assert!(lib.student.get_json(&format!("/api/v1/media/{}", items[2].0)).await["damaged"].is_null());
     let student = lib.server.browser_login("stu", PASSWORD).await;
     let page = student.get(&format!("/media/{rotten_id}")).await.text().await.expect("item page");
@@ -177,5 +185,7 @@ fn verify_without_a_data_directory_cannot_check() {
 
 /// How pages show a time: `2026-11-25 15:41:32 UTC`.
 fn reelbox_date(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }

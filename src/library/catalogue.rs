@@ -121,7 +121,8 @@ pub fn list_owned(conn: &Connection, owner: UserId, page: u32) -> Result<Page, L
         "SELECT {COLUMNS} FROM media_items m WHERE {WHERE} ORDER BY {} LIMIT ?2 OFFSET ?3",
         Sort::Newest.order_by()
     ))?;
-    let items = stmt.query_map(params![owner, PER_PAGE, offset(page)], from_row)?.collect::<Result<_, _>>()?;
+    let items =
+        stmt.query_map(params![owner, PER_PAGE, offset(page)], from_row)?.collect::<Result<_, _>>()?;
     Ok(Page { total: total.max(0) as u64, items })
 }
 

@@ -585,7 +585,10 @@ mod tests {
         assert_eq!((shown.since, shown.problem.as_str()), (first_found, "corrupt"));
         assert!(shown.detail.contains("no longer matches its SHA-256"), "{shown:?}");
         let shown = f.db.read_blocking(|c| damaged(c, lost_id)).expect("damaged").expect("marked");
-        assert_eq!((shown.problem.as_str(), shown.detail.as_str()), ("missing", "The stored copy of the original file is missing."));
+        assert_eq!(
+            (shown.problem.as_str(), shown.detail.as_str()),
+            ("missing", "The stored copy of the original file is missing.")
+        );
         assert_eq!(f.db.read_blocking(|c| damaged(c, ok_id)).expect("damaged"), None);
 
         // Restore the bytes (as from a backup): the next scrub is clean and clears the marks.

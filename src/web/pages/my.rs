@@ -111,7 +111,8 @@ fn row(l: &Listed, playback: Option<&Playback>) -> MyUpload {
         size: reelbox_templates::media::file_size(m.size),
         created: crate::clock::format_utc(m.created_at),
         conversion: converting(m).then(|| {
-            playback.map_or_else(|| Conversion { percent: None, detail: "Waiting to start".into() }, conversion)
+            playback
+                .map_or_else(|| Conversion { percent: None, detail: "Waiting to start".into() }, conversion)
         }),
     }
 }
