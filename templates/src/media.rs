@@ -125,6 +125,32 @@ pub struct ItemView<'a> {
     pub can_edit: bool,
     /// The person may move it to the recycle bin (owner or manager).
     pub can_delete: bool,
+    pub damage: Option<DamageNotice>,
+}
+
+/// The integrity scrub found an item's stored original damaged.
+#[derive(Debug, Clone)]
+pub struct DamageNotice {
+    /// When it was first found, formatted for people.
+    pub since: String,
+    /// What is wrong, in words ("The stored copy of the original file is missing.").
+    pub detail: String,
+}
+
+/// A warning box for an item whose stored copy failed its integrity check; nothing without one.
+pub fn damage_warning(notice: Option<&DamageNotice>) -> Markup {
+    html! {
+        @if let Some(d) = notice {
+            div.callout.damage-warning role="alert" {
+                p {
+                    strong { "This file is damaged. " }
+                    "The stored copy of this file failed its integrity check on " (d.since)
+                    "; an administrator has been told; restore it from backup."
+                }
+                p { (d.detail) }
+            }
+        }
+    }
 }
 
 pub fn item_page(chrome: &Chrome, v: &ItemView<'_>) -> Markup {
@@ -144,6 +170,7 @@ pub fn item_page(chrome: &Chrome, v: &ItemView<'_>) -> Markup {
                     a.button.danger href=(format!("/media/{}/delete", v.id)) { "Move to recycle bin" }
                 }
             }
+            (damage_warning(v.damage.as_ref()))
             div.media-preview {
                 @match &v.preview {
                     Preview::Image { thumbnail, original } => {

@@ -638,6 +638,8 @@ pub fn table() -> Vec<Row> {
             vec![case([303, 404, 403, 403, 403, 303, 303]).on("ready in C", &[FreshMedia(C)]).form(&[])],
         ),
         row(M::GET, "/recycle", vec![case(PAGE_SIGNED_IN)]),
+        // My uploads: every signed-in person sees their own list (empty or not).
+        row(M::GET, "/my/uploads", vec![case(PAGE_SIGNED_IN), case(PAGE_SIGNED_IN).query("page=2")]),
         row(
             M::POST,
             "/recycle/{id}/restore",
