@@ -1,0 +1,202 @@
+//! Serving a file's bytes: one `bytes=` range (206), unsatisfiable ranges (416), `If-Range`,
+//! `If-None-Match` (304). Shared by the original-file download and the media files (HLS
+//! segments, progressive MP4, posters, captions).
+
+use std::io::{Read, Seek, SeekFrom};
+
+use actix_web::body::SizedStream;
+use actix_web::http::{StatusCode, header};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use futures_util::Stream;
+
+/// Bytes read from disk per chunk when streaming a large file.
+const SERVE_CHUNK: usize = 512 * 1024;
+/// Files (or ranges) up to this size are read in one blocking call and sent as one buffer:
+/// fewer thread hand-offs per request, which is what HLS segments need.
+const WHOLE_READ_LIMIT: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    Whole,
+    Part { start: u64, end: u64 },
+    Unsatisfiable,
+}
+
+/// One `bytes=` range against a file of `size` bytes. Several ranges or a malformed header are
+/// answered with the whole file, which RFC 9110 allows.
+pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else { return RangeRequest::Whole };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return RangeRequest::Whole };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return RangeRequest::Whole,
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) => (size.saturating_sub(n), size.saturating_sub(1)),
+            Err(_) => return RangeRequest::Whole,
+        },
+        (false, _) => {
+            let Ok(start) = a.parse::<u64>() else { return RangeRequest::Whole };
+            let end = if b.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                match b.parse::<u64>() {
+                    Ok(end) if end >= start => end.min(size.saturating_sub(1)),
+                    _ => return RangeRequest::Whole,
+                }
+            };
+            if start >= size {
+                return RangeRequest::Unsatisfiable;
+            }
+            (start, end)
+        }
+    };
+    if size == 0 {
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Part { start: parsed.0, end: parsed.1 }
+}
+
+fn header_str(req: &HttpRequest, name: impl header::AsHeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What to answer for a GET of a file of `size` bytes whose entity tag is `etag`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    NotModified,
+    Unsatisfiable,
+    /// Send `len` bytes from `start`; `partial` means 206 with `Content-Range`.
+    Send {
+        start: u64,
+        len: u64,
+        partial: bool,
+    },
+}
+
+pub fn plan(req: &HttpRequest, size: u64, etag: &str) -> Plan {
+    let none_match = header_str(req, header::IF_NONE_MATCH)
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if none_match {
+        return Plan::NotModified;
+    }
+    // A range applies only to the representation the client already has part of.
+    let if_range_ok = header_str(req, header::IF_RANGE).is_none_or(|v| v.trim() == etag);
+    let range =
+        if if_range_ok { parse_range(header_str(req, header::RANGE), size) } else { RangeRequest::Whole };
+    match range {
+        RangeRequest::Unsatisfiable => Plan::Unsatisfiable,
+        RangeRequest::Whole => Plan::Send { start: 0, len: size, partial: false },
+        RangeRequest::Part { start, end } => Plan::Send { start, len: end - start + 1, partial: true },
+    }
+}
+
+/// Finish `res` (which already carries the caller's headers: type, caching, disposition) with
+/// the bytes `plan` asks for. Sets `ETag` and `Accept-Ranges` itself.
+pub fn respond(
+    mut res: HttpResponseBuilder,
+    plan: Plan,
+    file: std::fs::File,
+    size: u64,
+    etag: &str,
+) -> HttpResponse {
+    res.insert_header((header::ETAG, etag.to_string())).insert_header((header::ACCEPT_RANGES, "bytes"));
+    match plan {
+        Plan::NotModified => res.status(StatusCode::NOT_MODIFIED).finish(),
+        Plan::Unsatisfiable => res
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+            .finish(),
+        Plan::Send { start, len, partial } => {
+            if partial {
+                res.status(StatusCode::PARTIAL_CONTENT).insert_header((
+                    header::CONTENT_RANGE,
+                    format!("bytes {start}-{}/{size}", start + len - 1),
+                ));
+            }
+            res.body(SizedStream::new(len, Box::pin(file_stream(file, start, len))))
+        }
+    }
+}
+
+/// The bytes `[start, start + len)` of `file`, read on the blocking pool. Small reads are one
+/// blocking call; large ones stream in chunks through a short channel (back-pressure: a slow
+/// client holds at most a few chunks in memory).
+pub fn file_stream(
+    mut file: std::fs::File,
+    start: u64,
+    len: u64,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.seek(SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let chunk = if len <= WHOLE_READ_LIMIT { len as usize } else { SERVE_CHUNK };
+        let mut left = len;
+        while left > 0 {
+            let want = (left as usize).min(chunk);
+            let mut buf = vec![0u8; want];
+            match file.read_exact(&mut buf) {
+                Ok(()) => {
+                    left -= want as u64;
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=0-4"), 10), RangeRequest::Part { start: 0, end: 4 });
+        assert_eq!(parse_range(Some("bytes=5-"), 10), RangeRequest::Part { start: 5, end: 9 });
+        assert_eq!(parse_range(Some("bytes=-3"), 10), RangeRequest::Part { start: 7, end: 9 });
+        assert_eq!(parse_range(Some("bytes=-30"), 10), RangeRequest::Part { start: 0, end: 9 });
+        assert_eq!(parse_range(Some("bytes=8-100"), 10), RangeRequest::Part { start: 8, end: 9 });
+        assert_eq!(parse_range(Some("bytes=10-"), 10), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-0"), 10), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=4-2"), 10), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("items=0-1"), 10), RangeRequest::Whole);
+    }
+
+    #[test]
+    fn conditional_requests() {
+        use actix_web::test::TestRequest;
+        let etag = "\"abc\"";
+        let r = TestRequest::default().insert_header((header::RANGE, "bytes=2-3")).to_http_request();
+        assert_eq!(plan(&r, 10, etag), Plan::Send { start: 2, len: 2, partial: true });
+        let r = TestRequest::default()
+            .insert_header((header::RANGE, "bytes=2-3"))
+            .insert_header((header::IF_RANGE, "\"old\""))
+            .to_http_request();
+        assert_eq!(plan(&r, 10, etag), Plan::Send { start: 0, len: 10, partial: false }, "stale If-Range");
+        let r = TestRequest::default()
+            .insert_header((header::RANGE, "bytes=2-3"))
+            .insert_header((header::IF_RANGE, etag))
+            .to_http_request();
+        assert_eq!(plan(&r, 10, etag), Plan::Send { start: 2, len: 2, partial: true });
+        let r = TestRequest::default().insert_header((header::IF_NONE_MATCH, etag)).to_http_request();
+        assert_eq!(plan(&r, 10, etag), Plan::NotModified);
+        let r = TestRequest::default().insert_header((header::RANGE, "bytes=20-")).to_http_request();
+        assert_eq!(plan(&r, 10, etag), Plan::Unsatisfiable);
+    }
+}
