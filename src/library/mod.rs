@@ -1,6 +1,7 @@
 //! The school's library: categories now; media items, search, recycle bin and archive arrive
 //! with ingest. Owns the table `categories`.
 
+pub mod captions;
 pub mod catalogue;
 pub mod categories;
 pub mod lifecycle;
