@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod categories;
 pub mod lifecycle;
 pub mod media;
+pub mod positions;
 pub mod renditions;
 pub mod scrub;
 pub mod thumbnails;

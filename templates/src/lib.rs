@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod media;
 pub mod pages;
+pub mod player;
 pub mod recycle;
 pub mod upload;
 

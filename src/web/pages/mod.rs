@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod library;
 pub mod media;
+pub mod playback;
 pub mod recycle;
 pub mod upload;
 
@@ -20,6 +21,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(library::endpoints());
     all.extend(recycle::endpoints());
     all.extend(media::endpoints());
+    all.extend(playback::endpoints());
     all.extend(account::endpoints());
     all.extend(admin::endpoints());
     all.extend(upload::endpoints());
