@@ -23,7 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_scrubs.sql"),
     include_str!("migrations/0004_renditions.sql"),
     include_str!("migrations/0005_lifecycle.sql"),
-    // 0006_transcode.sql (helper T) goes here, before 0007.
+    include_str!("migrations/0006_transcode.sql"),
     include_str!("migrations/0007_captions.sql"),
 ];
 
