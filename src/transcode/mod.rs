@@ -123,7 +123,9 @@ impl AppError for TranscodeError {
     }
     fn user_message(&self) -> String {
         match self {
-            TranscodeError::NotFound(what) => format!("That {what} does not exist (it may have been removed)."),
+            TranscodeError::NotFound(what) => {
+                format!("That {what} does not exist (it may have been removed).")
+            }
             TranscodeError::WrongState(why) => format!("That cannot be done right now: {why}."),
             TranscodeError::Db(e) => e.user_message(),
         }

@@ -11,7 +11,7 @@
 
 pub mod signed;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -68,10 +68,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// `<data>/media/<id>`: where the transcoder publishes an item's renditions.
-pub fn media_dir(data_dir: &Path, id: MediaId) -> PathBuf {
-    data_dir.join("media").join(id.to_string())
-}
+pub use crate::transcode::media_dir;
 
 /// What kind of file a (validated) name is, which decides its type and caching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

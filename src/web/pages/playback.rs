@@ -11,6 +11,7 @@ use crate::accounts::grants::Role;
 use crate::db::ids::MediaId;
 use crate::library::media::{MediaItem, MediaKind, MediaStatus};
 use crate::library::{captions, positions};
+use crate::transcode::{self, JobState};
 use crate::web::api::media::visible_item;
 use crate::web::auth::{CurrentUser, Viewer};
 use crate::web::error::WebError;
@@ -83,15 +84,15 @@ pub async fn player_view(
     };
     let with_token = |path: String| if token.is_empty() { path } else { format!("{path}?t={token}") };
     let who = user.map(|u| u.user.id);
-    let (tracks, resume_at) = app
+    let (tracks, resume_at, job) = app
         .db
         .read(move |c| {
             let tracks = captions::list(c, id)?;
             let at = match who {
-                Some(u) => positions::get(c, u, id).map_err(|e| WebError::from(e))?,
+                Some(u) => positions::get(c, u, id)?,
                 None => 0.0,
             };
-            Ok::<_, WebError>((tracks, at))
+            Ok::<_, WebError>((tracks, at, transcode::playback(c, id)?.state))
         })
         .await?;
     // Until the transcoder has published a progressive file, the original plays if the
@@ -123,7 +124,9 @@ pub async fn player_view(
             .collect(),
         token: token.clone(),
         resume_at,
-        poll: !files.master || item.status == MediaStatus::Processing,
+        // Follow the job while it works (and show its error with Retry when it failed).
+        poll: !matches!(job, JobState::Done | JobState::None)
+            || (!files.master && item.status == MediaStatus::Processing),
         can_retry,
         save_position: user.is_some_and(|u| u.session.is_some()),
     }))
