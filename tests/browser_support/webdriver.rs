@@ -271,6 +271,12 @@ impl Browser {
         self.cmd(Method::DELETE, "/actions", None).await.map(|_| ())
     }
 
+    /// Run `script` (a function body; `arguments` holds `args`) in the page and return its value.
+    /// For reading what a person cannot see directly, such as a video's `currentTime`.
+    pub async fn execute(&self, script: &str, args: Value) -> Result<Value> {
+        self.cmd(Method::POST, "/execute/sync", Some(json!({ "script": script, "args": args }))).await
+    }
+
     /// Save a PNG of the viewport.
     pub async fn screenshot(&self, to: &Path) -> Result<()> {
         let v = self.cmd(Method::GET, "/screenshot", None).await?;
