@@ -79,6 +79,7 @@ pub struct Config {
     pub limits: LimitConfig,
     pub uploads: UploadConfig,
     pub library: LibraryConfig,
+    pub transcode: TranscodeConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub embed: EmbedConfig,
@@ -154,6 +155,43 @@ impl Default for LibraryConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+pub struct TranscodeConfig {
+    /// Transcoding jobs run at once; 0 means half the CPU cores, at least 1.
+    pub workers: u32,
+    /// The ffmpeg program: a path, or a name looked up on `PATH`.
+    pub ffmpeg: PathBuf,
+    /// The ffprobe program: a path, or a name looked up on `PATH`.
+    pub ffprobe: PathBuf,
+    /// Attempts before a job that keeps failing for a passing reason (killed, disk full) is failed.
+    pub max_attempts: u32,
+    /// x264 preset for the ladder (`ultrafast` .. `slow`): speed against size.
+    pub preset: String,
+}
+
+impl Default for TranscodeConfig {
+    fn default() -> Self {
+        TranscodeConfig {
+            workers: 0,
+            ffmpeg: PathBuf::from("ffmpeg"),
+            ffprobe: PathBuf::from("ffprobe"),
+            max_attempts: 3,
+            preset: "veryfast".into(),
+        }
+    }
+}
+
+impl TranscodeConfig {
+    /// The number of workers to start.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) / 2).max(1),
+            n => n as usize,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Serve `/metrics` to requests from the loopback interface without a token.
     pub allow_loopback: bool,
@@ -221,6 +259,7 @@ impl Default for Config {
             limits: LimitConfig::default(),
             uploads: UploadConfig::default(),
             library: LibraryConfig::default(),
+            transcode: TranscodeConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             embed: EmbedConfig::default(),
@@ -420,6 +459,20 @@ impl Config {
         }
         if !(1..=3650).contains(&self.library.archive_days) {
             return Err(bad("library.archive_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if self.transcode.workers > 64 {
+            return Err(bad("transcode.workers", "must be between 0 (half the cores) and 64"));
+        }
+        if !(1..=10).contains(&self.transcode.max_attempts) {
+            return Err(bad("transcode.max_attempts", "must be between 1 and 10"));
+        }
+        const PRESETS: [&str; 8] =
+            ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"];
+        if !PRESETS.contains(&self.transcode.preset.as_str()) {
+            return Err(bad(
+                "transcode.preset",
+                format!("`{}` is not an x264 preset; use one of {}", self.transcode.preset, PRESETS.join(", ")),
+            ));
         }
         if self.uploads.allowed_kinds.is_empty() {
             return Err(bad(

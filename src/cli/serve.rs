@@ -111,9 +111,11 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         handle.stop(true).await;
     });
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
+    let transcoders = crate::transcode::Workers::start(&app);
     let result = server.await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     housekeeping.abort();
+    transcoders.stop().await;
     app.db.close();
     tracing::info!("stopped");
     result.map(|_| ExitCode::SUCCESS).map_err(|e| fail(format!("server error: {e}")))
@@ -141,6 +143,7 @@ async fn housekeeping(app: App) {
             Ok(r) if r == Default::default() => {}
             Ok(r) => tracing::info!(
                 items = r.items_purged,
+                media_dirs = r.purged.len(),
                 blobs = r.blobs_removed,
                 deferred = r.blobs_deferred,
                 "purged archived items past retention"

@@ -158,6 +158,8 @@ pub struct PurgeReport {
     pub blobs_still_used: usize,
     /// Handed out to an upload very recently, or the removal failed: queued for the next run.
     pub blobs_deferred: usize,
+    /// The items purged (their renditions under `<data>/media/<id>/` go with them).
+    pub purged: Vec<MediaId>,
 }
 
 /// Does any row point to this blob (an item's original, in any status, or a rendition)?
@@ -213,6 +215,7 @@ pub fn purge(
                 ));
             audit::record(&tx, &event, now)?;
             report.items_purged += 1;
+            report.purged.push(id);
         }
         tx.commit()?;
     }
@@ -273,7 +276,17 @@ pub fn purge(
 /// Run the retention job with the server's clock and settings (from the housekeeping task).
 pub async fn purge_due(app: &crate::App) -> Result<PurgeReport, LibraryError> {
     let (store, now, days) = (app.store.clone(), app.clock.now(), app.config.library.archive_days);
-    app.db.write(move |c| purge(c, &store, now, days, HANDED_OUT_GRACE)).await
+    let report = app.db.write(move |c| purge(c, &store, now, days, HANDED_OUT_GRACE)).await?;
+    let (data, ids) = (app.config.data_dir.clone(), report.purged.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        for id in ids {
+            if let Err(e) = crate::transcode::job::remove_media_dir(&data, id) {
+                tracing::warn!(media = %id, error = %e, "could not remove a purged item's renditions");
+            }
+        }
+    })
+    .await;
+    Ok(report)
 }
 
 /// Blobs waiting for removal (tests, `reelbox doctor`).

@@ -235,6 +235,34 @@ pub fn complete_upload(
     require(conn, id)
 }
 
+/// The transcoder's verdict on a video or audio item: `processing` becomes `ready` (or
+/// `failed`). An item recycled meanwhile keeps its place in the bin and is restored as `ready`.
+pub fn set_processed(conn: &Connection, id: MediaId, ok: bool, now: Timestamp) -> Result<(), LibraryError> {
+    let to = if ok { MediaStatus::Ready } else { MediaStatus::Failed };
+    conn.execute(
+        "UPDATE media_items SET status = ?2, updated_at = ?3 WHERE id = ?1 AND status = 'processing'",
+        params![id, to, now],
+    )?;
+    if ok {
+        conn.execute(
+            "UPDATE media_items SET status_before_recycle = 'ready'
+             WHERE id = ?1 AND status IN ('recycled', 'archived') AND status_before_recycle = 'processing'",
+            [id],
+        )?;
+    }
+    Ok(())
+}
+
+/// A failed video or audio item goes back to `processing` for another try.
+pub fn reopen_for_processing(conn: &Connection, id: MediaId, now: Timestamp) -> Result<(), LibraryError> {
+    conn.execute(
+        "UPDATE media_items SET status = 'processing', updated_at = ?2
+         WHERE id = ?1 AND status = 'failed' AND sha256 IS NOT NULL AND kind IN ('video', 'audio')",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
 /// Remove an item whose upload never completed (rejected, terminated or expired). Items with
 /// stored content are never removed this way: they go through the recycle bin and archive.
 pub fn remove_unfinished(conn: &Connection, id: MediaId) -> Result<MediaItem, LibraryError> {

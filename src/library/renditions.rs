@@ -163,10 +163,18 @@ pub fn make_image_thumbnails(
     Ok(ThumbnailOutcome::Made(made))
 }
 
-/// After an upload commits: make an image's thumbnails on the blocking pool. Failures are
+/// After an upload commits: queue a video's or audio's transcode; make an image's thumbnails
+/// on the blocking pool. Failures are
 /// logged, never returned: the upload itself has succeeded and the item page falls back to a
 /// placeholder.
 pub async fn after_upload(app: &crate::App, item: &MediaItem) {
+    if matches!(item.kind, Some(MediaKind::Video | MediaKind::Audio)) {
+        // The transcoder's workers pick it up; the item stays `processing` until they finish.
+        if let Err(e) = crate::transcode::worker::enqueue(app, item.id).await {
+            tracing::error!(media = %item.id, error = %e, "queueing the transcode failed");
+        }
+        return;
+    }
     if item.kind != Some(MediaKind::Image) {
         return;
     }

@@ -31,7 +31,8 @@ pub fn run(cfg: &Config) -> Vec<Check> {
         data_dir(&cfg.data_dir),
         disk_space(&cfg.data_dir),
         database(&cfg.data_dir),
-        ffmpeg(),
+        ffmpeg(&cfg.transcode.ffmpeg, "ffmpeg"),
+        ffmpeg(&cfg.transcode.ffprobe, "ffprobe"),
         clock(),
         port(&cfg.listen),
     ]
@@ -136,24 +137,24 @@ fn database(dir: &Path) -> Check {
     }
 }
 
-fn ffmpeg() -> Check {
-    match Command::new("ffmpeg").arg("-hide_banner").arg("-version").output() {
-        Ok(out) if out.status.success() => {
-            let first = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string();
-            check("ffmpeg", Status::Ok, first, "")
-        }
-        Ok(out) => check(
-            "ffmpeg",
+/// ffmpeg or ffprobe, as configured under `[transcode]`: present, and its version.
+fn ffmpeg(program: &Path, name: &'static str) -> Check {
+    use crate::transcode::ffmpeg::{ToolError, version};
+    match version(program) {
+        Ok(first) => check(name, Status::Ok, first, ""),
+        Err(ToolError::Missing { detail, .. }) => check(
+            name,
             Status::Fail,
-            format!("ffmpeg exited with {}", out.status),
-            "reinstall it: apt-get install --reinstall ffmpeg",
+            format!(
+                "{} is not available ({detail}); videos and audio wait with \"transcoder not available\"",
+                program.display()
+            ),
+            format!(
+                "install it: apt install ffmpeg (it provides ffmpeg and ffprobe), or set `transcode.{name}` \
+                 to its path; waiting items are converted as soon as it is there"
+            ),
         ),
-        Err(_) => check(
-            "ffmpeg",
-            Status::Fail,
-            "ffmpeg is not installed (needed to transcode video)",
-            "install it: apt-get install ffmpeg",
-        ),
+        Err(e) => check(name, Status::Fail, format!("{} does not run: {e}", program.display()), "reinstall it: apt install --reinstall ffmpeg"),
     }
 }
 

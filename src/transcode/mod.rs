@@ -16,6 +16,15 @@ use crate::db::DbError;
 use crate::db::ids::MediaId;
 use crate::error::{AppError, ErrorKind};
 
+pub mod ffmpeg;
+pub mod job;
+pub mod ladder;
+pub mod probe;
+pub mod queue;
+pub mod worker;
+
+pub use worker::Workers;
+
 /// The message shown while jobs wait for an ffmpeg that is not installed.
 pub const NOT_AVAILABLE: &str = "transcoder not available";
 

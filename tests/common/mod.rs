@@ -32,7 +32,18 @@ pub fn reelbox() -> Command {
         }
     }
     c.env("RUST_LOG", "info,reelbox=debug");
+    // Most tests upload made-up bytes that only look like video: without a transcoder their
+    // items stay `processing`, as the tests expect. Tests of transcoding call `with_ffmpeg`.
+    c.env("REELBOX_TRANSCODE__FFMPEG", NO_FFMPEG);
     c
+}
+
+/// The ffmpeg path the test servers get by default: none, so video items wait.
+pub const NO_FFMPEG: &str = "/nonexistent/ffmpeg-disabled-for-tests";
+
+/// Let a test server transcode with the real ffmpeg on `PATH`.
+pub fn with_ffmpeg(c: &mut Command) {
+    c.env_remove("REELBOX_TRANSCODE__FFMPEG");
 }
 
 /// Run a command-line tool with `stdin` as standard input.

@@ -34,6 +34,13 @@ pub fn endpoints() -> Vec<Endpoint> {
             "One media item: id, title, kind, status, sha256, size, category_id, ...",
             one,
         ),
+        post(
+            "/api/v1/media/{id}/retry",
+            Access::Category(Role::Edit),
+            "Convert a failed video or audio item again (its owner, edit on the category, or an \
+             administrator); 202 with the new playback state, 409 when it is not failed",
+            retry,
+        ),
         get(
             "/api/v1/media/{id}/original",
             Access::Category(Role::View),
@@ -161,7 +168,38 @@ async fn one(
     path: web::Path<MediaId>,
 ) -> Result<HttpResponse, WebError> {
     let item = visible_item(&app, viewer.0.as_ref(), path.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(item))
+    let id = item.id;
+    let playback = app.db.read(move |c| crate::transcode::playback(c, id)).await?;
+    let mut json = serde_json::to_value(&item).map_err(WebError::internal)?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("playable".into(), playback.playable.into());
+        obj.insert("progress".into(), playback.progress.into());
+        obj.insert("eta_seconds".into(), serde_json::to_value(playback.eta_seconds).unwrap_or_default());
+        obj.insert("renditions".into(), serde_json::to_value(&playback.renditions).unwrap_or_default());
+        obj.insert("error".into(), serde_json::to_value(&playback.error).unwrap_or_default());
+        obj.insert("transcode_state".into(), playback.state.as_str().into());
+    }
+    Ok(HttpResponse::Ok().json(json))
+}
+
+/// Queue a failed video or audio item for conversion again (its owner, edit on the category,
+/// or an administrator).
+async fn retry(app: web::Data<App>, user: CurrentUser, path: web::Path<MediaId>) -> Result<HttpResponse, WebError> {
+    let item = crate::web::pages::media::editable_item(&app, &user, path.into_inner()).await?;
+    if !matches!(item.kind, Some(crate::library::media::MediaKind::Video | crate::library::media::MediaKind::Audio))
+        || !matches!(item.status, MediaStatus::Failed | MediaStatus::Processing)
+        || item.sha256.is_none()
+    {
+        return Err(crate::transcode::TranscodeError::WrongState("only a video or audio item that failed can be retried")
+            .into());
+    }
+    crate::transcode::worker::retry(&app, item.id).await?;
+    let event = user.actor().event("media.transcode_retried").target("media", item.id, &item.title);
+    let now = app.clock.now();
+    app.db.write(move |c| audit::record(c, &event, now)).await?;
+    let id = item.id;
+    let playback = app.db.read(move |c| crate::transcode::playback(c, id)).await?;
+    Ok(HttpResponse::Accepted().json(playback))
 }
 
 /// What the browser is told the file is. Only types a browser shows without running anything
