@@ -471,7 +471,11 @@ impl Config {
         if !PRESETS.contains(&self.transcode.preset.as_str()) {
             return Err(bad(
                 "transcode.preset",
-                format!("`{}` is not an x264 preset; use one of {}", self.transcode.preset, PRESETS.join(", ")),
+                format!(
+                    "`{}` is not an x264 preset; use one of {}",
+                    self.transcode.preset,
+                    PRESETS.join(", ")
+                ),
             ));
         }
         if self.uploads.allowed_kinds.is_empty() {

@@ -537,12 +537,20 @@
           if (!j || typeof j.playable !== "boolean") return; // nothing to follow
           if (j.playable && !wasPlayable) { location.reload(); return; }
           if (j.error) {
-            status.hidden = true;
-            showError(j.error);
+            if (wasPlayable) {
+              // It plays already; say why the other qualities are missing.
+              status.textContent = "Some qualities could not be prepared: " + j.error;
+              status.hidden = false;
+              if (retry && (j.transcode_state || j.state) === "failed") { errorText.textContent = ""; errorBox.hidden = false; }
+            } else {
+              status.hidden = true;
+              showError(j.error);
+            }
             return;
           }
           errorBox.hidden = true;
-          var busy = j.state === "queued" || j.state === "running" || j.state === "waiting";
+          var state = j.transcode_state || j.state;
+          var busy = state === "queued" || state === "running";
           if (busy) {
             var left = j.eta_seconds ? " · about " + (j.eta_seconds < 90 ? Math.max(1, Math.round(j.eta_seconds)) + " s" : Math.round(j.eta_seconds / 60) + " min") + " left" : "";
             status.textContent = (wasPlayable ? "Preparing more qualities: " : "Preparing this video: ") + (j.progress || 0) + "%" + left;

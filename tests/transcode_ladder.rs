@@ -23,10 +23,25 @@ async fn h264_aac_720p_takes_the_remux_path() {
         dir.path(),
         "lesson.mp4",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=8",
-            "-f", "lavfi", "-i", "sine=frequency=440:duration=8",
-            "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-shortest",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25:duration=8",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=8",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
         ],
     );
     let id = site.upload(&src).await;
@@ -41,8 +56,14 @@ async fn h264_aac_720p_takes_the_remux_path() {
         1,
         "the job records the remux"
     );
-    assert_eq!(site.query_i64("SELECT remuxed FROM media_rungs WHERE media_id = ?1 AND name = '720p'", id), 1);
-    assert_eq!(site.query_i64("SELECT remuxed FROM media_rungs WHERE media_id = ?1 AND name = '480p'", id), 0);
+    assert_eq!(
+        site.query_i64("SELECT remuxed FROM media_rungs WHERE media_id = ?1 AND name = '720p'", id),
+        1
+    );
+    assert_eq!(
+        site.query_i64("SELECT remuxed FROM media_rungs WHERE media_id = ?1 AND name = '480p'", id),
+        0
+    );
     assert_eq!(site.query_i64("SELECT height FROM media_probes WHERE media_id = ?1", id), 720);
     let r = &item["renditions"][0];
     assert_eq!((r["height"].as_u64(), r["width"].as_u64()), (Some(720), Some(1280)));
@@ -57,10 +78,25 @@ async fn hevc_1080p_is_re_encoded_to_every_rung() {
         dir.path(),
         "talk.mp4",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=24:duration=6",
-            "-f", "lavfi", "-i", "sine=frequency=220:duration=6",
-            "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
-            "-tag:v", "hvc1", "-c:a", "aac", "-shortest",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=24:duration=6",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=220:duration=6",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=error",
+            "-tag:v",
+            "hvc1",
+            "-c:a",
+            "aac",
+            "-shortest",
         ],
     );
     let id = site.upload(&src).await;
@@ -84,27 +120,60 @@ async fn portrait_odd_sizes_silent_and_variable_frame_rate() {
         dir.path(),
         "landscape.mp4",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=6",
-            "-f", "lavfi", "-i", "sine=duration=6",
-            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30:duration=6",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=6",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
         ],
     );
     let landscape = landscape.to_str().expect("path");
-    let portrait = clip(dir.path(), "phone.mp4", &["-i", landscape, "-c", "copy", "-metadata:s:v:0", "rotate=90"]);
+    let portrait =
+        clip(dir.path(), "phone.mp4", &["-i", landscape, "-c", "copy", "-metadata:s:v:0", "rotate=90"]);
     // Odd width and height, no audio.
     let odd = clip(
         dir.path(),
         "odd.mkv",
-        &["-f", "lavfi", "-i", "testsrc=size=321x243:rate=25:duration=7", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"],
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=321x243:rate=25:duration=7",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv444p",
+        ],
     );
     // Variable frame rate: frames dropped unevenly, timestamps kept.
     let vfr = clip(
         dir.path(),
         "vfr.mkv",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=480x270:rate=30:duration=8",
-            "-vf", "select='not(mod(n\\,3))+between(n\\,60\\,120)'", "-fps_mode", "vfr",
-            "-c:v", "libx264", "-preset", "ultrafast",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=480x270:rate=30:duration=8",
+            "-vf",
+            "select='not(mod(n\\,3))+between(n\\,60\\,120)'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
         ],
     );
     let ids = [site.upload(&portrait).await, site.upload(&odd).await, site.upload(&vfr).await];
@@ -125,7 +194,13 @@ async fn portrait_odd_sizes_silent_and_variable_frame_rate() {
     let rungs = check_video(&site, ids[1], &item, 7.0);
     assert_eq!(names(&rungs), ["240p"]);
     assert_eq!(rungs[0].1.as_deref(), Some("318x240"), "even sizes, aspect kept");
-    assert_eq!(site.query_i64("SELECT count(*) FROM media_probes WHERE media_id = ?1 AND audio_codec IS NULL", ids[1]), 1);
+    assert_eq!(
+        site.query_i64(
+            "SELECT count(*) FROM media_probes WHERE media_id = ?1 AND audio_codec IS NULL",
+            ids[1]
+        ),
+        1
+    );
 
     let (item, _) = site.finished(ids[2], LIMIT).await;
     assert_eq!(item["status"], "ready", "{item}");

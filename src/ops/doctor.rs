@@ -154,7 +154,12 @@ fn ffmpeg(program: &Path, name: &'static str) -> Check {
                  to its path; waiting items are converted as soon as it is there"
             ),
         ),
-        Err(e) => check(name, Status::Fail, format!("{} does not run: {e}", program.display()), "reinstall it: apt install --reinstall ffmpeg"),
+        Err(e) => check(
+            name,
+            Status::Fail,
+            format!("{} does not run: {e}", program.display()),
+            "reinstall it: apt install --reinstall ffmpeg",
+        ),
     }
 }
 

@@ -55,9 +55,9 @@ impl ToolError {
 
     pub fn detail(&self) -> String {
         match self {
-            ToolError::Source { detail, .. } | ToolError::Killed { detail } | ToolError::DiskFull { detail } => {
-                detail.clone()
-            }
+            ToolError::Source { detail, .. }
+            | ToolError::Killed { detail }
+            | ToolError::DiskFull { detail } => detail.clone(),
             ToolError::Missing { detail, .. } => detail.clone(),
             other => other.to_string(),
         }

@@ -122,7 +122,12 @@ fn publish_path(from: &Path, to: &Path) -> Result<(), ToolError> {
 }
 
 /// Rename the finished rungs into `hls/`, record them, rewrite the master playlist.
-fn publish_rungs(ctx: &Context, id: crate::db::ids::MediaId, plan: &Plan, which: &[usize]) -> Result<(), ToolError> {
+fn publish_rungs(
+    ctx: &Context,
+    id: crate::db::ids::MediaId,
+    plan: &Plan,
+    which: &[usize],
+) -> Result<(), ToolError> {
     let dir = media_dir(&ctx.data_dir, id);
     let hls = dir.join("hls");
     fs::create_dir_all(&hls).map_err(io("creating the hls directory"))?;
@@ -154,7 +159,10 @@ fn publish_rungs(ctx: &Context, id: crate::db::ids::MediaId, plan: &Plan, which:
 
 type Listed = (String, u32, u32, u64, String);
 
-fn published(conn: &rusqlite::Connection, id: crate::db::ids::MediaId) -> Result<Vec<Listed>, TranscodeError> {
+fn published(
+    conn: &rusqlite::Connection,
+    id: crate::db::ids::MediaId,
+) -> Result<Vec<Listed>, TranscodeError> {
     let mut stmt = conn.prepare(
         "SELECT name, width, height, bandwidth, codecs FROM media_rungs WHERE media_id = ?1 ORDER BY height DESC",
     )?;
@@ -192,7 +200,8 @@ pub fn execute(ctx: &Context, job: &Job) -> Result<Outcome, ToolError> {
 /// ffmpeg's HLS muxer does not create directories: make the rungs' before a pass.
 fn make_rung_dirs(plan: &Plan, which: &[usize], work: &Path) -> Result<(), ToolError> {
     for &i in which {
-        fs::create_dir_all(work.join("hls").join(&plan.rungs[i].name)).map_err(io("creating a rung directory"))?;
+        fs::create_dir_all(work.join("hls").join(&plan.rungs[i].name))
+            .map_err(io("creating a rung directory"))?;
     }
     Ok(())
 }
@@ -247,7 +256,12 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
     }
     if plan.poster.is_some() {
         let out = work.join("poster.jpg");
-        ffmpeg::run(&ctx.tools.ffmpeg, &ladder::poster_args(&plan, &source, &out), &ctx.children, &mut |_| {})?;
+        ffmpeg::run(
+            &ctx.tools.ffmpeg,
+            &ladder::poster_args(&plan, &source, &out),
+            &ctx.children,
+            &mut |_| {},
+        )?;
         publish_path(&out, &dir.join("poster.jpg"))?;
         publish_asset(ctx, id, "poster.jpg")?;
     }
@@ -265,7 +279,8 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
             let jpg = work.join("sprite.jpg");
             if jpg.is_file() {
                 let vtt = work.join("sprite.vtt");
-                fs::write(&vtt, ladder::sprite_vtt(sp, plan.duration)).map_err(io("writing the sprite map"))?;
+                fs::write(&vtt, ladder::sprite_vtt(sp, plan.duration))
+                    .map_err(io("writing the sprite map"))?;
                 publish_path(&jpg, &dir.join("sprite.jpg"))?;
                 publish_path(&vtt, &dir.join("sprite.vtt"))?;
                 publish_asset(ctx, id, "sprite")?;

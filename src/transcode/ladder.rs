@@ -80,7 +80,10 @@ fn avc_codec(profile: &str, level: &str) -> String {
         "Main" => "4d40",
         _ => "6400",
     };
-    let l: u32 = level.parse::<f64>().map(|l| if l < 10.0 { (l * 10.0).round() as u32 } else { l as u32 }).unwrap_or(31);
+    let l: u32 = level
+        .parse::<f64>()
+        .map(|l| if l < 10.0 { (l * 10.0).round() as u32 } else { l as u32 })
+        .unwrap_or(31);
     format!("avc1.{p}{l:02x}")
 }
 
@@ -127,7 +130,13 @@ pub fn plan(p: &Probe) -> Plan {
         if h > short {
             continue;
         }
-        let audio_kbps = if !has_audio { 0 } else if h >= 480 { 128 } else { 96 };
+        let audio_kbps = if !has_audio {
+            0
+        } else if h >= 480 {
+            128
+        } else {
+            96
+        };
         let copy = copyable && h == short;
         let (width, height) = if copy {
             (dw, dh)
@@ -256,7 +265,15 @@ pub fn pass_args(
         let r = &plan.rungs[i];
         let dir = work.join("hls").join(&r.name);
         if plan.audio_only {
-            a.extend([s("-map"), s("0:a:0"), s("-vn"), s("-c:a"), s("aac"), s("-b:a"), format!("{}k", r.audio_kbps)]);
+            a.extend([
+                s("-map"),
+                s("0:a:0"),
+                s("-vn"),
+                s("-c:a"),
+                s("aac"),
+                s("-b:a"),
+                format!("{}k", r.audio_kbps),
+            ]);
             a.extend([s("-ac"), s("2")]);
         } else if r.copy {
             a.extend([s("-map"), s("0:v:0")]);

@@ -63,8 +63,10 @@ pub fn probe(ffprobe: &Path, file: &Path) -> Result<Probe, ToolError> {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         return Err(ToolError::Source { message: last_lines(&err, 3), detail: err });
     }
-    let json: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| ToolError::Source { message: format!("ffprobe output unreadable: {e}"), detail: String::new() })?;
+    let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| ToolError::Source {
+        message: format!("ffprobe output unreadable: {e}"),
+        detail: String::new(),
+    })?;
     let probe = parse(&json);
     if probe.video.is_none() && probe.audio.is_none() {
         return Err(ToolError::Source {
@@ -198,7 +200,8 @@ mod tests {
 
     #[test]
     fn rotation_from_matrix_or_tag() {
-        let m = serde_json::json!({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]});
+        let m =
+            serde_json::json!({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]});
         assert_eq!(rotation(&m), 90);
         let m = serde_json::json!({"side_data_list": [{"rotation": 90}]});
         assert_eq!(rotation(&m), 270);

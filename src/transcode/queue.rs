@@ -60,7 +60,12 @@ pub fn backoff(attempt: u32) -> i64 {
 }
 
 /// Queue the ladder of an item. `false` when it already has a job (nothing runs twice).
-pub fn enqueue(conn: &Connection, media: MediaId, max_attempts: u32, now: Timestamp) -> Result<bool, TranscodeError> {
+pub fn enqueue(
+    conn: &Connection,
+    media: MediaId,
+    max_attempts: u32,
+    now: Timestamp,
+) -> Result<bool, TranscodeError> {
     let n = conn.execute(
         "INSERT INTO transcode_jobs (media_id, kind, state, max_attempts, run_after, created_at, updated_at)
          VALUES (?1, 'ladder', 'queued', ?2, ?3, ?3, ?3)
@@ -113,7 +118,13 @@ pub fn set_progress(
     Ok(conn.execute(
         "UPDATE transcode_jobs SET progress = ?3, eta_seconds = ?4, heartbeat_at = ?5, updated_at = ?5
          WHERE id = ?1 AND worker = ?2 AND state = 'running'",
-        params![job.id, job.worker, progress.min(100), eta_seconds.map(|e| e.min(i64::MAX as u64) as i64), now],
+        params![
+            job.id,
+            job.worker,
+            progress.min(100),
+            eta_seconds.map(|e| e.min(i64::MAX as u64) as i64),
+            now
+        ],
     )? == 1)
 }
 
@@ -134,7 +145,12 @@ pub fn finish(conn: &Connection, job: &Job, now: Timestamp) -> Result<bool, Tran
 }
 
 /// An attempt failed: retry later, or fail the job.
-pub fn fail(conn: &Connection, job: &Job, failure: &Failure, now: Timestamp) -> Result<AfterFailure, TranscodeError> {
+pub fn fail(
+    conn: &Connection,
+    job: &Job,
+    failure: &Failure,
+    now: Timestamp,
+) -> Result<AfterFailure, TranscodeError> {
     let retry = failure.transient && job.attempt < job.max_attempts;
     let (state, run_after, outcome) = if retry {
         let at = now + backoff(job.attempt);
@@ -210,7 +226,12 @@ pub fn requeue_stale(
 
 /// Queue a failed (or finished) job again from its first attempt, or create it. Refused while
 /// the job is queued or running.
-pub fn retry(conn: &Connection, media: MediaId, max_attempts: u32, now: Timestamp) -> Result<(), TranscodeError> {
+pub fn retry(
+    conn: &Connection,
+    media: MediaId,
+    max_attempts: u32,
+    now: Timestamp,
+) -> Result<(), TranscodeError> {
     let state: Option<String> = conn
         .query_row("SELECT state FROM transcode_jobs WHERE media_id = ?1 AND kind = 'ladder'", [media], |r| {
             r.get(0)
@@ -250,9 +271,11 @@ pub fn state_of(conn: &Connection, media: MediaId) -> Result<Option<(String, u32
 /// The detail (ffmpeg's last lines) of an item's job.
 pub fn detail_of(conn: &Connection, media: MediaId) -> Result<Option<String>, TranscodeError> {
     Ok(conn
-        .query_row("SELECT detail FROM transcode_jobs WHERE media_id = ?1 AND kind = 'ladder'", [media], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT detail FROM transcode_jobs WHERE media_id = ?1 AND kind = 'ladder'",
+            [media],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 

@@ -48,7 +48,8 @@ impl Workers {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Notify::new());
         let count = app.config.transcode.worker_count();
-        let mut tasks = vec![tokio::spawn(supervise(ctx.clone(), prefix.clone(), stop.clone(), wake.clone()))];
+        let mut tasks =
+            vec![tokio::spawn(supervise(ctx.clone(), prefix.clone(), stop.clone(), wake.clone()))];
         for n in 0..count {
             let worker = format!("{prefix}{n}");
             tasks.push(tokio::spawn(work(ctx.clone(), worker, stop.clone(), wake.clone())));
@@ -83,7 +84,9 @@ async fn supervise(ctx: Context, prefix: String, stop: Arc<AtomicBool>, wake: Ar
         let now = ctx.clock.now();
         let p = prefix.clone();
         match ctx.db.write(move |c| queue::requeue_stale(c, &p, queue::STALE_AFTER, now)).await {
-            Ok(ids) if !ids.is_empty() => tracing::info!(jobs = ?ids, "re-queued interrupted transcoding jobs"),
+            Ok(ids) if !ids.is_empty() => {
+                tracing::info!(jobs = ?ids, "re-queued interrupted transcoding jobs")
+            }
             Ok(_) => {}
             Err::<_, TranscodeError>(e) => tracing::warn!(error = %e, "re-queueing stale jobs failed"),
         }
@@ -162,24 +165,23 @@ async fn run_one(ctx: &Context, job: Job) {
     };
     let j = job.clone();
     let recorded = match result {
-        Ok(outcome) => {
-            ctx.db
-                .write(move |c| {
-                    let tx = c.transaction().map_err(TranscodeError::from)?;
-                    if queue::finish(&tx, &j, now)? && outcome == Outcome::Done {
-                        media::set_processed(&tx, j.media_id, true, now)
-                            .map_err(|e| TranscodeError::Db(db_of(e)))?;
-                    }
-                    tx.commit().map_err(TranscodeError::from)?;
-                    Ok::<_, TranscodeError>(())
-                })
-                .await
-                .map(|_| tracing::info!(media = %id, "transcoding finished"))
-        }
-        Err(ToolError::Cancelled) => {
-            ctx.db.write(move |c| queue::release(c, &j, now)).await.map(|_| {
-                tracing::info!(media = %id, "transcoding stopped for shutdown; the job stays queued")
+        Ok(outcome) => ctx
+            .db
+            .write(move |c| {
+                let tx = c.transaction().map_err(TranscodeError::from)?;
+                if queue::finish(&tx, &j, now)? && outcome == Outcome::Done {
+                    media::set_processed(&tx, j.media_id, true, now)
+                        .map_err(|e| TranscodeError::Db(db_of(e)))?;
+                }
+                tx.commit().map_err(TranscodeError::from)?;
+                Ok::<_, TranscodeError>(())
             })
+            .await
+            .map(|_| tracing::info!(media = %id, "transcoding finished")),
+        Err(ToolError::Cancelled) => {
+            ctx.db.write(move |c| queue::release(c, &j, now)).await.map(
+                |_| tracing::info!(media = %id, "transcoding stopped for shutdown; the job stays queued"),
+            )
         }
         Err(ToolError::Missing { program, detail }) => {
             tracing::warn!(media = %id, %program, %detail, "{NOT_AVAILABLE}: the job waits for ffmpeg");

@@ -79,19 +79,131 @@ pub enum Plan {
 }
 
 pub fn plan(req: &HttpRequest, size: u64, etag: &str) -> Plan {
-    let none_match = header_str(req, header::IF_NONE_MATCH)
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if none_match {
-        return Plan::NotModified;
+    Conditions::of(req).plan(size, etag)
+}
+
+/// The request headers a [`Plan`] depends on, owned, so the plan can be made on the blocking
+/// thread that opens the file.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    if_none_match: Option<String>,
+    if_range: Option<String>,
+    range: Option<String>,
+}
+
+impl Conditions {
+    pub fn of(req: &HttpRequest) -> Conditions {
+        let get = |name| header_str(req, name).map(str::to_string);
+        Conditions {
+            if_none_match: get(header::IF_NONE_MATCH),
+            if_range: get(header::IF_RANGE),
+            range: get(header::RANGE),
+        }
     }
-    // A range applies only to the representation the client already has part of.
-    let if_range_ok = header_str(req, header::IF_RANGE).is_none_or(|v| v.trim() == etag);
-    let range =
-        if if_range_ok { parse_range(header_str(req, header::RANGE), size) } else { RangeRequest::Whole };
+
+    pub fn plan(&self, size: u64, etag: &str) -> Plan {
+        let none_match = self
+            .if_none_match
+            .as_deref()
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        if none_match {
+            return Plan::NotModified;
+        }
+        // A range applies only to the representation the client already has part of.
+        let if_range_ok = self.if_range.as_deref().is_none_or(|v| v.trim() == etag);
+        let range = if if_range_ok { parse_range(self.range.as_deref(), size) } else { RangeRequest::Whole };
+        plan_of(range, size)
+    }
+}
+
+fn plan_of(range: RangeRequest, size: u64) -> Plan {
     match range {
         RangeRequest::Unsatisfiable => Plan::Unsatisfiable,
         RangeRequest::Whole => Plan::Send { start: 0, len: size, partial: false },
         RangeRequest::Part { start, end } => Plan::Send { start, len: end - start + 1, partial: true },
+    }
+}
+
+/// A file opened, planned and — when what is asked for is small — already read, all in one
+/// blocking call: one hand-off to the blocking pool per request instead of three.
+pub struct Prepared {
+    pub plan: Plan,
+    pub size: u64,
+    pub etag: String,
+    body: PreparedBody,
+}
+
+enum PreparedBody {
+    Nothing,
+    Bytes(Bytes),
+    File(std::fs::File),
+}
+
+/// The entity tag of a file that is replaced whole (renamed into place), never written in place.
+fn file_etag(meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("\"{:x}-{modified:x}\"", meta.len())
+}
+
+/// Open `path` and prepare the answer to `cond`; `Ok(None)` when there is no such file.
+/// Blocking: call it on the blocking pool.
+pub fn prepare(path: &std::path::Path, cond: &Conditions) -> std::io::Result<Option<Prepared>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let (size, etag) = (meta.len(), file_etag(&meta));
+    let plan = cond.plan(size, &etag);
+    let body = match plan {
+        Plan::Send { start, len, .. } if len <= WHOLE_READ_LIMIT => {
+            file.seek(SeekFrom::Start(start))?;
+            // Not `vec![0; len]`: zeroing a segment's worth of memory first costs a full pass.
+            let mut buf = Vec::with_capacity(len as usize);
+            (&mut file).take(len).read_to_end(&mut buf)?;
+            if buf.len() as u64 != len {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            PreparedBody::Bytes(Bytes::from(buf))
+        }
+        Plan::Send { .. } => PreparedBody::File(file),
+        _ => PreparedBody::Nothing,
+    };
+    Ok(Some(Prepared { plan, size, etag, body }))
+}
+
+/// Finish `res` with a [`Prepared`] file (see [`respond`]).
+pub fn respond_prepared(mut res: HttpResponseBuilder, p: Prepared) -> HttpResponse {
+    match p.body {
+        PreparedBody::File(file) => respond(res, p.plan, file, p.size, &p.etag),
+        body => {
+            res.insert_header((header::ETAG, p.etag.clone())).insert_header((header::ACCEPT_RANGES, "bytes"));
+            match (p.plan, body) {
+                (Plan::Send { start, len, partial }, PreparedBody::Bytes(bytes)) => {
+                    if partial {
+                        res.status(StatusCode::PARTIAL_CONTENT).insert_header((
+                            header::CONTENT_RANGE,
+                            format!("bytes {start}-{}/{}", start + len - 1, p.size),
+                        ));
+                    }
+                    res.body(bytes)
+                }
+                (Plan::Unsatisfiable, _) => res
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .insert_header((header::CONTENT_RANGE, format!("bytes */{}", p.size)))
+                    .finish(),
+                _ => res.status(StatusCode::NOT_MODIFIED).finish(),
+            }
+        }
     }
 }
 

@@ -273,6 +273,7 @@ impl Browser {
 
     /// Run `script` (a function body; `arguments` holds `args`) in the page and return its value.
     /// For reading what a person cannot see directly, such as a video's `currentTime`.
+    #[allow(dead_code)] // not every browser test reads page state
     pub async fn execute(&self, script: &str, args: Value) -> Result<Value> {
         self.cmd(Method::POST, "/execute/sync", Some(json!({ "script": script, "args": args }))).await
     }

@@ -43,11 +43,10 @@ impl Site {
         server.add_user("tess", false);
         let admin = server.api(&server.token("ada"));
         let teacher = server.api(&server.token("tess"));
-        let category = admin
-            .call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Films"})), 201)
-            .await["id"]
-            .as_i64()
-            .expect("category id");
+        let category =
+            admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Films"})), 201).await["id"]
+                .as_i64()
+                .expect("category id");
         let grants = json!([{"username": "tess", "role": "contribute"}]);
         admin.call(Method::PUT, &format!("/api/v1/categories/{category}/grants"), Some(&grants), 204).await;
         Site { server, admin, teacher, category }
@@ -112,7 +111,11 @@ impl Site {
             if status == "ready" || status == "failed" {
                 return (item, early);
             }
-            assert!(Instant::now() < deadline, "item {id} not finished in {limit:?}: {item}\n{}", self.server.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "item {id} not finished in {limit:?}: {item}\n{}",
+                self.server.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -154,7 +157,10 @@ pub fn master_rungs(master: &str) -> Vec<(String, Option<String>)> {
 /// all with ffmpeg; return its duration (sum of EXTINF).
 pub fn check_rung(dir: &Path) -> f64 {
     let playlist = std::fs::read_to_string(dir.join("index.m3u8")).expect("rung playlist");
-    assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+    assert!(
+        playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.contains("#EXT-X-ENDLIST"),
+        "{playlist}"
+    );
     assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{playlist}");
     assert!(dir.join("init.mp4").is_file());
     let mut total = 0.0;
@@ -182,7 +188,16 @@ pub fn check_rung(dir: &Path) -> f64 {
 /// (width, height) of the first video stream of a file, or None.
 pub fn video_size(file: &Path) -> Option<(u32, u32)> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(file)
         .output()
         .ok()?;
@@ -207,7 +222,12 @@ pub fn check_video(site: &Site, id: i64, item: &Value, expected: f64) -> Vec<(St
     let dir = site.media(id);
     let master = std::fs::read_to_string(dir.join("hls/master.m3u8")).expect("master playlist");
     let rungs = master_rungs(&master);
-    let api: Vec<&str> = item["renditions"].as_array().expect("renditions").iter().filter_map(|r| r["name"].as_str()).collect();
+    let api: Vec<&str> = item["renditions"]
+        .as_array()
+        .expect("renditions")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
     assert_eq!(rungs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), api, "master and API agree");
     for (name, _) in &rungs {
         let d = check_rung(&dir.join("hls").join(name));

@@ -184,14 +184,22 @@ async fn one(
 
 /// Queue a failed video or audio item for conversion again (its owner, edit on the category,
 /// or an administrator).
-async fn retry(app: web::Data<App>, user: CurrentUser, path: web::Path<MediaId>) -> Result<HttpResponse, WebError> {
+async fn retry(
+    app: web::Data<App>,
+    user: CurrentUser,
+    path: web::Path<MediaId>,
+) -> Result<HttpResponse, WebError> {
     let item = crate::web::pages::media::editable_item(&app, &user, path.into_inner()).await?;
-    if !matches!(item.kind, Some(crate::library::media::MediaKind::Video | crate::library::media::MediaKind::Audio))
-        || !matches!(item.status, MediaStatus::Failed | MediaStatus::Processing)
+    if !matches!(
+        item.kind,
+        Some(crate::library::media::MediaKind::Video | crate::library::media::MediaKind::Audio)
+    ) || !matches!(item.status, MediaStatus::Failed | MediaStatus::Processing)
         || item.sha256.is_none()
     {
-        return Err(crate::transcode::TranscodeError::WrongState("only a video or audio item that failed can be retried")
-            .into());
+        return Err(crate::transcode::TranscodeError::WrongState(
+            "only a video or audio item that failed can be retried",
+        )
+        .into());
     }
     crate::transcode::worker::retry(&app, item.id).await?;
     let event = user.actor().event("media.transcode_retried").target("media", item.id, &item.title);

@@ -184,50 +184,27 @@ pub fn issue_token(app: &App, user: &CurrentUser, item: MediaId) -> Result<Strin
     Ok(signed::sign(&key, item, user.user.id, app.clock.now() + signed::TOKEN_LIFETIME_SECS))
 }
 
-struct Opened {
-    file: std::fs::File,
-    size: u64,
-    etag: String,
-}
-
-/// Open a published file; a missing one (not transcoded yet, or not at all) is 404.
-async fn open(path: PathBuf) -> Result<Opened, WebError> {
-    tokio::task::spawn_blocking(move || {
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WebError::not_found()),
-            Err(e) => return Err(WebError::internal(format!("{}: {e}", path.display()))),
-        };
-        let meta = file.metadata().map_err(|e| WebError::internal(format!("{}: {e}", path.display())))?;
-        if !meta.is_file() {
-            return Err(WebError::not_found());
-        }
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        Ok(Opened { size: meta.len(), etag: format!("\"{:x}-{modified:x}\"", meta.len()), file })
-    })
-    .await
-    .map_err(WebError::internal)?
-}
-
 async fn serve(
     req: &HttpRequest,
     path: PathBuf,
     kind: FileKind,
     token: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let opened = open(path).await?;
     let mut res = HttpResponse::build(StatusCode::OK);
     res.content_type(kind.content_type()).insert_header((header::CACHE_CONTROL, kind.cache()));
-    if kind == FileKind::Playlist && token.is_some() {
-        return playlist_with_token(req, res, opened, token.unwrap_or_default()).await;
+    if kind == FileKind::Playlist
+        && let Some(token) = token
+    {
+        return playlist_with_token(req, res, path, token).await;
     }
-    let plan = ranges::plan(req, opened.size, &opened.etag);
-    Ok(ranges::respond(res, plan, opened.file, opened.size, &opened.etag))
+    let cond = ranges::Conditions::of(req);
+    let shown = path.display().to_string();
+    let prepared = tokio::task::spawn_blocking(move || ranges::prepare(&path, &cond))
+        .await
+        .map_err(WebError::internal)?
+        .map_err(|e| WebError::internal(format!("{shown}: {e}")))?
+        .ok_or_else(WebError::not_found)?;
+    Ok(ranges::respond_prepared(res, prepared))
 }
 
 /// A playlist fetched with a signed URL: relative URIs do not inherit the query string, so
@@ -235,10 +212,25 @@ async fn serve(
 async fn playlist_with_token(
     req: &HttpRequest,
     mut res: actix_web::HttpResponseBuilder,
-    opened: Opened,
+    path: PathBuf,
     token: &str,
 ) -> Result<HttpResponse, WebError> {
-    let etag = format!("{}-t\"", opened.etag.trim_end_matches('"'));
+    let shown = path.display().to_string();
+    let read = tokio::task::spawn_blocking(move || match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    })
+    .await
+    .map_err(WebError::internal)?
+    .map_err(|e| WebError::internal(format!("{shown}: {e}")))?;
+    let Some(text) = read else { return Err(WebError::not_found()) };
+    let body = add_token(&text, token);
+    let etag = format!("\"t{:x}\"", {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(body.as_bytes());
+        u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    });
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -248,16 +240,7 @@ async fn playlist_with_token(
     if matches {
         return Ok(res.status(StatusCode::NOT_MODIFIED).finish());
     }
-    let mut file = opened.file;
-    let text = tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut s = String::new();
-        file.read_to_string(&mut s).map(|_| s)
-    })
-    .await
-    .map_err(WebError::internal)?
-    .map_err(WebError::internal)?;
-    Ok(res.body(add_token(&text, token)))
+    Ok(res.body(body))
 }
 
 /// Append `?t=TOKEN` to every URI of a playlist: URI lines and `URI="..."` attributes.
