@@ -9,8 +9,10 @@ pub mod assets;
 pub mod auth;
 pub mod cache;
 pub mod error;
+pub mod media_files;
 pub mod middleware;
 pub mod pages;
+pub mod ranges;
 
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, Responder, Route, web};
@@ -99,6 +101,7 @@ where
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = pages::endpoints();
     all.extend(api::endpoints());
+    all.extend(media_files::endpoints());
     all
 }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod media;
 pub mod my;
 pub mod pages;
+pub mod player;
 pub mod recycle;
 pub mod upload;
 

@@ -273,8 +273,7 @@ impl Browser {
 
     /// Run `script` in the page as the body of a function (its arguments are `args`, as
     /// `arguments[0]`...) and return what it returns. For what a person does that WebDriver has
-    /// no command for, such as dropping a file from the desktop. (Used by `browser_upload.rs`
-    /// only; `browser.rs` shares this module.)
+    /// no command for, such as dropping a file from the desktop. (Not every browser test uses it.)
     #[allow(dead_code)]
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value> {
         self.cmd(Method::POST, "/execute/sync", Some(json!({ "script": script, "args": args }))).await

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod library;
 pub mod media;
 pub mod my;
+pub mod playback;
 pub mod recycle;
 pub mod upload;
 
@@ -21,6 +22,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(library::endpoints());
     all.extend(recycle::endpoints());
     all.extend(media::endpoints());
+    all.extend(playback::endpoints());
     all.extend(account::endpoints());
     all.extend(admin::endpoints());
     all.extend(upload::endpoints());
