@@ -60,15 +60,21 @@ struct Fixture {
     uniq: AtomicU64,
 }
 
-/// The smallest thing detected as an image: the PNG signature and an IHDR chunk header.
-const UPLOAD_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+/// A real one-pixel PNG (uploads of images that do not decode are refused).
+static UPLOAD_PNG: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(1, 1, image::Rgb([10, 120, 200]))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encode a PNG");
+    png.into_inner()
+});
 
 fn upload_digest() -> String {
     use base64::Engine;
     use sha2::Digest;
     format!(
         "sha-256=:{}:",
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(UPLOAD_PNG))
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(UPLOAD_PNG.as_slice()))
     )
 }
 
@@ -80,7 +86,7 @@ fn tus_metadata(category: i64) -> String {
         "filename {},category {},sha256 {}",
         b64("sample.png"),
         b64(&category.to_string()),
-        b64(&hex::encode(sha2::Sha256::digest(UPLOAD_PNG)))
+        b64(&hex::encode(sha2::Sha256::digest(UPLOAD_PNG.as_slice())))
     )
 }
 

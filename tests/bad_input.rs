@@ -311,5 +311,5 @@ fn doctor_fails_with_a_fix_when_ffmpeg_is_missing() {
     let report = text(&out.stdout);
     let ffmpeg = report.lines().find(|l| l.contains("ffmpeg")).unwrap_or_else(|| panic!("{report}"));
     assert!(ffmpeg.contains("FAIL"), "{report}");
-    assert!(report.contains("fix: install it: apt-get install ffmpeg"), "{report}");
+    assert!(report.contains("fix: install it: apt install ffmpeg"), "{report}");
 }

@@ -29,7 +29,7 @@ const MEDIA: &str = "return document.querySelector('.player-media')";
 
 async fn number(b: &Browser, expr: &str) -> Result<f64> {
     let v = b
-        .execute(&format!("const m = document.querySelector('.player-media'); return {expr};"), json!([]))
+        .execute(&format!("const m = document.querySelector('.player-media'); return {expr};"), vec![])
         .await?;
     v.as_f64().ok_or_else(|| format!("{expr} is not a number: {v}"))
 }
@@ -37,7 +37,7 @@ async fn number(b: &Browser, expr: &str) -> Result<f64> {
 async fn wait_until(b: &Browser, what: &str, script: &str, secs: u64) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let v = b.execute(script, json!([])).await?;
+        let v = b.execute(script, vec![]).await?;
         if !v.is_null() && v != Value::Bool(false) {
             return Ok(v);
         }
@@ -48,7 +48,7 @@ async fn wait_until(b: &Browser, what: &str, script: &str, secs: u64) -> Result<
                      return {engine: p && p.dataset.engine, time: m && m.currentTime, ready: m && m.readyState,
                              error: m && m.error && m.error.message, paused: m && m.paused,
                              shown: document.querySelector('.player-error-text') && document.querySelector('.player-error-text').textContent};",
-                    json!([]),
+                    vec![],
                 )
                 .await
                 .unwrap_or(Value::Null);
@@ -148,7 +148,7 @@ async fn scenario(b: &Browser, id: i64) -> Result<()> {
     }
     wait_until(b, "the quality menu to list the rung", "return document.querySelector('.player-quality option[value=\"0\"]') ? document.querySelector('.player-quality').textContent : null;", 15).await
         .or_else(|e| if engine == "native" { Ok(Value::Null) } else { Err(e) })?;
-    b.execute(&format!("{MEDIA}.muted = true;"), json!([])).await?;
+    b.execute(&format!("{MEDIA}.muted = true;"), vec![]).await?;
 
     // A person presses Play; time must move.
     let play = b.find(".player-play").await?;
@@ -178,7 +178,7 @@ async fn scenario(b: &Browser, id: i64) -> Result<()> {
     if !cue.as_str().is_some_and(|c| c.starts_with("Caption second")) {
         return Err(format!("unexpected cue {cue}"));
     }
-    let chosen = b.execute("return document.querySelector('.player-captions').value;", json!([])).await?;
+    let chosen = b.execute("return document.querySelector('.player-captions').value;", vec![]).await?;
     if chosen != "0" {
         return Err(format!("the captions menu should show the chosen track, shows {chosen}"));
     }
@@ -198,7 +198,7 @@ async fn scenario(b: &Browser, id: i64) -> Result<()> {
         // Reload: the server renders where this person stopped into the player.
         b.refresh().await?;
         let resume = b
-            .execute("return parseFloat(document.getElementById('player').dataset.resume);", json!([]))
+            .execute("return parseFloat(document.getElementById('player').dataset.resume);", vec![])
             .await?;
         if resume.as_f64().is_some_and(|r| (r - stopped).abs() < 1.5) {
             break;
@@ -226,7 +226,7 @@ async fn scenario(b: &Browser, id: i64) -> Result<()> {
         15,
     )
     .await?;
-    b.execute(&format!("{MEDIA}.muted = true;"), json!([])).await?;
+    b.execute(&format!("{MEDIA}.muted = true;"), vec![]).await?;
     let play = b.find(".player-play").await?;
     b.click(&play).await?;
     wait_until(

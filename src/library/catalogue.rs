@@ -111,6 +111,21 @@ pub fn list_category(
     Ok(Page { total: total.max(0) as u64, items })
 }
 
+/// One page (1-based) of the items `owner` uploaded, newest first: finished, processing,
+/// unfinished and failed ones; not those in the recycle bin or the archive (hidden everywhere).
+pub fn list_owned(conn: &Connection, owner: UserId, page: u32) -> Result<Page, LibraryError> {
+    const WHERE: &str = "m.owner_id = ?1 AND m.status IN ('uploading', 'processing', 'ready', 'failed')";
+    let total: i64 =
+        conn.query_row(&format!("SELECT count(*) FROM media_items m WHERE {WHERE}"), [owner], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM media_items m WHERE {WHERE} ORDER BY {} LIMIT ?2 OFFSET ?3",
+        Sort::Newest.order_by()
+    ))?;
+    let items =
+        stmt.query_map(params![owner, PER_PAGE, offset(page)], from_row)?.collect::<Result<_, _>>()?;
+    Ok(Page { total: total.max(0) as u64, items })
+}
+
 /// User input as an FTS5 query: every word becomes a quoted prefix term and all must match, so
 /// no input is ever an FTS5 syntax error. `None` when there is no word to search for.
 pub fn fts_query(input: &str) -> Option<String> {

@@ -233,7 +233,19 @@ fn strip_prefixes(line: &str) -> String {
             None => break,
         }
     }
+    // "/data/blobs/sha256/…: Invalid data…": the server's paths are nobody's business.
+    if rest.starts_with('/')
+        && let Some((_, after)) = rest.split_once(": ")
+    {
+        rest = after;
+    }
     rest.to_string()
+}
+
+/// A person's sentence from the text ffprobe or ffmpeg wrote to stderr.
+pub fn human_message_of(stderr: &str) -> String {
+    let lines: Vec<String> = stderr.lines().map(strip_prefixes).filter(|l| !l.is_empty()).collect();
+    human_message(&lines, "")
 }
 
 /// A person's sentence from ffmpeg's last error lines: the specific ones, not "Conversion failed!".
@@ -266,6 +278,11 @@ mod tests {
         assert_eq!(parse_time("N/A"), None);
         assert_eq!(last_lines("a\n\nb\nc\n", 2), "b / c");
         assert_eq!(strip_prefixes("[hls @ 0x1] [error] Failed to open"), "Failed to open");
+        let m = human_message_of("[mov @ 0x5] moov atom not found\n/data/blobs/ab: Invalid data found\n");
+        assert_eq!(
+            m,
+            "The file could not be converted for playback: moov atom not found / Invalid data found"
+        );
         let m = human_message(&["moov atom not found".into(), "Conversion failed!".into()], "");
         assert!(m.ends_with("moov atom not found"), "{m}");
     }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::TranscodeError;
-use super::ffmpeg::{ToolError, last_lines};
+use super::ffmpeg::{ToolError, human_message_of};
 use crate::clock::Timestamp;
 use crate::db::ids::MediaId;
 
@@ -61,16 +61,16 @@ pub fn probe(ffprobe: &Path, file: &Path) -> Result<Probe, ToolError> {
         .map_err(|e| ToolError::spawn(ffprobe, e))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        return Err(ToolError::Source { message: last_lines(&err, 3), detail: err });
+        return Err(ToolError::Source { message: human_message_of(&err), detail: err });
     }
     let json: Value = serde_json::from_slice(&out.stdout).map_err(|e| ToolError::Source {
-        message: format!("ffprobe output unreadable: {e}"),
-        detail: String::new(),
+        message: "The file could not be converted for playback: its streams could not be read.".into(),
+        detail: format!("ffprobe output unreadable: {e}"),
     })?;
     let probe = parse(&json);
     if probe.video.is_none() && probe.audio.is_none() {
         return Err(ToolError::Source {
-            message: "no video or audio stream found".into(),
+            message: "The file could not be converted for playback: it has no video or audio in it.".into(),
             detail: json.to_string(),
         });
     }

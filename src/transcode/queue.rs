@@ -75,6 +75,22 @@ pub fn enqueue(
     Ok(n == 1)
 }
 
+/// Queue the video and audio items still `processing` that have no job (uploaded before the
+/// transcoder existed, or while queueing failed). Returns how many were queued.
+pub fn enqueue_missing(
+    conn: &Connection,
+    max_attempts: u32,
+    now: Timestamp,
+) -> Result<usize, TranscodeError> {
+    Ok(conn.execute(
+        "INSERT INTO transcode_jobs (media_id, kind, state, max_attempts, run_after, created_at, updated_at)
+         SELECT m.id, 'ladder', 'queued', ?1, ?2, ?2, ?2 FROM media_items m
+         WHERE m.status = 'processing' AND m.kind IN ('video', 'audio') AND m.sha256 IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM transcode_jobs j WHERE j.media_id = m.id AND j.kind = 'ladder')",
+        params![max_attempts.max(1), now],
+    )?)
+}
+
 /// Claim the oldest due job for `worker`, or `None`.
 pub fn claim(conn: &Connection, worker: &str, now: Timestamp) -> Result<Option<Job>, TranscodeError> {
     Ok(conn
@@ -331,7 +347,9 @@ mod tests {
         let (_d, db, ids) = setup(2);
         assert!(w(&db, |c| enqueue(c, ids[0], 3, 100)));
         assert!(!w(&db, |c| enqueue(c, ids[0], 3, 101)), "unique (item, kind)");
-        assert!(w(&db, |c| enqueue(c, ids[1], 3, 102)));
+        assert_eq!(w(&db, |c| enqueue_missing(c, 3, 102)), 1, "the item without a job");
+        assert_eq!(w(&db, |c| enqueue_missing(c, 3, 102)), 0);
+        assert!(!w(&db, |c| enqueue(c, ids[1], 3, 102)), "already queued");
         let a = w(&db, |c| claim(c, "w-1", 200)).expect("first job");
         let b = w(&db, |c| claim(c, "w-2", 200)).expect("second job");
         assert_eq!((a.media_id, b.media_id), (ids[0], ids[1]), "oldest first, each once");

@@ -48,8 +48,13 @@ impl Workers {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Notify::new());
         let count = app.config.transcode.worker_count();
-        let mut tasks =
-            vec![tokio::spawn(supervise(ctx.clone(), prefix.clone(), stop.clone(), wake.clone()))];
+        let mut tasks = vec![tokio::spawn(supervise(
+            ctx.clone(),
+            prefix.clone(),
+            stop.clone(),
+            wake.clone(),
+            app.config.transcode.max_attempts,
+        ))];
         for n in 0..count {
             let worker = format!("{prefix}{n}");
             tasks.push(tokio::spawn(work(ctx.clone(), worker, stop.clone(), wake.clone())));
@@ -79,7 +84,19 @@ async fn sleep_or_wake(stop: &AtomicBool, wake: &Notify, d: Duration) {
     let _ = tokio::time::timeout(d, wake.notified()).await;
 }
 
-async fn supervise(ctx: Context, prefix: String, stop: Arc<AtomicBool>, wake: Arc<Notify>) {
+async fn supervise(
+    ctx: Context,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    max_attempts: u32,
+) {
+    let now = ctx.clock.now();
+    match ctx.db.write(move |c| queue::enqueue_missing(c, max_attempts, now)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(items = n, "queued video and audio items that had no transcoding job"),
+        Err::<_, TranscodeError>(e) => tracing::warn!(error = %e, "queueing items without a job failed"),
+    }
     while !stop.load(Ordering::SeqCst) {
         let now = ctx.clock.now();
         let p = prefix.clone();

@@ -127,10 +127,36 @@ pub struct ItemView<'a> {
     pub can_edit: bool,
     /// The person may move it to the recycle bin (owner or manager).
     pub can_delete: bool,
+    pub damage: Option<DamageNotice>,
     /// Caption tracks, for people who may change them (owner, editor); `None` hides the section.
     pub captions: Option<Vec<crate::player::CaptionRow>>,
     /// The iframe code for "Embed", for playable items.
     pub embed_code: Option<String>,
+}
+
+/// The integrity scrub found an item's stored original damaged.
+#[derive(Debug, Clone)]
+pub struct DamageNotice {
+    /// When it was first found, formatted for people.
+    pub since: String,
+    /// What is wrong, in words ("The stored copy of the original file is missing.").
+    pub detail: String,
+}
+
+/// A warning box for an item whose stored copy failed its integrity check; nothing without one.
+pub fn damage_warning(notice: Option<&DamageNotice>) -> Markup {
+    html! {
+        @if let Some(d) = notice {
+            div.callout.damage-warning role="alert" {
+                p {
+                    strong { "This file is damaged. " }
+                    "The stored copy of this file failed its integrity check on " (d.since)
+                    "; an administrator has been told; restore it from backup."
+                }
+                p { (d.detail) }
+            }
+        }
+    }
 }
 
 pub fn item_page(chrome: &Chrome, v: &ItemView<'_>, script: Option<&str>) -> Markup {
@@ -151,6 +177,7 @@ pub fn item_page(chrome: &Chrome, v: &ItemView<'_>, script: Option<&str>) -> Mar
                     a.button.danger href=(format!("/media/{}/delete", v.id)) { "Move to recycle bin" }
                 }
             }
+            (damage_warning(v.damage.as_ref()))
             div.media-preview {
                 @match &v.preview {
                     Preview::Image { thumbnail, original } => {

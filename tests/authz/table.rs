@@ -726,6 +726,8 @@ pub fn table() -> Vec<Row> {
             vec![case([303, 404, 403, 403, 403, 303, 303]).on("ready in C", &[FreshMedia(C)]).form(&[])],
         ),
         row(M::GET, "/recycle", vec![case(PAGE_SIGNED_IN)]),
+        // My uploads: every signed-in person sees their own list (empty or not).
+        row(M::GET, "/my/uploads", vec![case(PAGE_SIGNED_IN), case(PAGE_SIGNED_IN).query("page=2")]),
         row(
             M::POST,
             "/recycle/{id}/restore",
@@ -763,6 +765,16 @@ pub fn table() -> Vec<Row> {
                     .on("in C", &[FreshMedia(C)])
                     .json(r#"{"title":"Edited"}"#),
                 case(only_admin_sees_d(401, 200)).on("in D", &[FreshMedia(D)]).json(r#"{"title":"Edited"}"#),
+            ],
+        ),
+        // Retrying a conversion: the owner, edit on the category, administrators. An image has
+        // nothing to convert, so those allowed get 409.
+        row(
+            M::POST,
+            "/api/v1/media/{id}/retry",
+            vec![
+                case([401, 404, 403, 403, 409, 409, 409]).on("ready image in C", &[FreshMedia(C)]),
+                case(only_admin_sees_d(401, 409)).on("ready image in D", &[FreshMedia(D)]),
             ],
         ),
         row(

@@ -1,5 +1,5 @@
 //! A small W3C WebDriver client over reqwest: just the commands a person's actions need
-//! (open a page, type, click, read, press a key, take a screenshot).
+//! (open a page, type, click, read, press a key, take a screenshot, run a script).
 //!
 //! Why not fantoccini: with its default features off (no TLS stack) it offers no HTTP connector,
 //! and building one needs `hyper-util` as a direct dependency. Plain JSON over loopback HTTP is
@@ -271,10 +271,11 @@ impl Browser {
         self.cmd(Method::DELETE, "/actions", None).await.map(|_| ())
     }
 
-    /// Run `script` (a function body; `arguments` holds `args`) in the page and return its value.
-    /// For reading what a person cannot see directly, such as a video's `currentTime`.
-    #[allow(dead_code)] // not every browser test reads page state
-    pub async fn execute(&self, script: &str, args: Value) -> Result<Value> {
+    /// Run `script` in the page as the body of a function (its arguments are `args`, as
+    /// `arguments[0]`...) and return what it returns. For what a person does that WebDriver has
+    /// no command for, such as dropping a file from the desktop. (Not every browser test uses it.)
+    #[allow(dead_code)]
+    pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value> {
         self.cmd(Method::POST, "/execute/sync", Some(json!({ "script": script, "args": args }))).await
     }
 

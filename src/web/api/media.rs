@@ -170,6 +170,7 @@ async fn one(
     let item = visible_item(&app, viewer.0.as_ref(), path.into_inner()).await?;
     let id = item.id;
     let playback = app.db.read(move |c| crate::transcode::playback(c, id)).await?;
+    let damaged = app.db.read(move |c| crate::library::scrub::damaged(c, id)).await?;
     let mut json = serde_json::to_value(&item).map_err(WebError::internal)?;
     if let Some(obj) = json.as_object_mut() {
         obj.insert("playable".into(), playback.playable.into());
@@ -178,6 +179,8 @@ async fn one(
         obj.insert("renditions".into(), serde_json::to_value(&playback.renditions).unwrap_or_default());
         obj.insert("error".into(), serde_json::to_value(&playback.error).unwrap_or_default());
         obj.insert("transcode_state".into(), playback.state.as_str().into());
+        // The integrity scrub found the original damaged: `{since, problem, detail}`, else null.
+        obj.insert("damaged".into(), serde_json::to_value(&damaged).unwrap_or_default());
     }
     Ok(HttpResponse::Ok().json(json))
 }

@@ -171,6 +171,7 @@ async fn item(
         can_delete: item.status.is_listed()
             && (user.is_some_and(|u| item.owner_id == Some(u.user.id))
                 || access.can(item.category_id, Role::Manage)),
+        damage: super::damage_notice(&app, id).await?,
         captions,
         embed_code,
     };
