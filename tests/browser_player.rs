@@ -197,9 +197,8 @@ async fn scenario(b: &Browser, id: i64) -> Result<()> {
     loop {
         // Reload: the server renders where this person stopped into the player.
         b.refresh().await?;
-        let resume = b
-            .execute("return parseFloat(document.getElementById('player').dataset.resume);", vec![])
-            .await?;
+        let resume =
+            b.execute("return parseFloat(document.getElementById('player').dataset.resume);", vec![]).await?;
         if resume.as_f64().is_some_and(|r| (r - stopped).abs() < 1.5) {
             break;
         }
