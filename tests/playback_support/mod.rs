@@ -57,10 +57,11 @@ pub fn clip(dir: &Path, seconds: u32) -> Vec<u8> {
 
 /// Publish `source` for item `id` as the transcoder would: one 240p rung of fMP4 HLS (4 s
 /// segments), master playlist, progressive MP4, poster and sprite. Written in a scratch
-/// directory and renamed into place, like the transcoder does.
+/// directory on the same file system and renamed into place, like the transcoder does.
 pub fn publish(data: &Path, id: i64, source: &Path) {
     let media = data.join("media").join(id.to_string());
-    let work = media.join(".work");
+    // Beside the data directory, not in `<media>/.work`, which the server's sweep may remove.
+    let work = data.parent().expect("data has a parent").join(format!("publish-{id}"));
     let rung = work.join("240p");
     std::fs::create_dir_all(&rung).expect("work dir");
     let s = |p: &Path| p.to_str().expect("utf-8 path").to_string();
