@@ -82,6 +82,7 @@ pub struct Config {
     pub transcode: TranscodeConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub embed: EmbedConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -202,6 +203,43 @@ pub struct MetricsConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+pub struct EmbedConfig {
+    /// Sites that may show `/embed/{id}` in an iframe (CSP `frame-ancestors` sources):
+    /// `'self'`, or origins such as `https://moodle.school.example` (`https://*.school.example`).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig { allowed_origins: vec!["'self'".into()] }
+    }
+}
+
+impl EmbedConfig {
+    /// Whether `s` is a source `frame-ancestors` may list: `'self'`, or `http(s)://host[:port]`
+    /// where the host may start with `*.`. Nothing that could end the directive or add another.
+    pub fn valid_source(s: &str) -> bool {
+        if s == "'self'" {
+            return true;
+        }
+        let Some(rest) = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")) else {
+            return false;
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        };
+        let host = host.strip_prefix("*.").unwrap_or(host);
+        !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            && port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A tracing filter, e.g. `info` or `reelbox=debug,info`. `RUST_LOG` wins when set.
     pub level: String,
@@ -224,6 +262,7 @@ impl Default for Config {
             transcode: TranscodeConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            embed: EmbedConfig::default(),
         }
     }
 }
@@ -451,6 +490,15 @@ impl Config {
             return Err(bad(
                 "uploads.allowed_kinds",
                 format!("`{k}` is not a kind of media; use any of video, audio, image, document"),
+            ));
+        }
+        if let Some(bad_source) = self.embed.allowed_origins.iter().find(|s| !EmbedConfig::valid_source(s)) {
+            return Err(bad(
+                "embed.allowed_origins",
+                format!(
+                    "`{bad_source}` is not an origin; use 'self' or e.g. \"https://moodle.school.example\" \
+                     (scheme and host, optionally *. and a port, no path)"
+                ),
             ));
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
@@ -690,5 +738,25 @@ mod tests {
         )
         .expect_err("missing");
         assert!(err.to_string().contains("/nonexistent/reelbox.toml"));
+    }
+
+    #[test]
+    fn embed_origins_are_checked() {
+        for ok in
+            ["'self'", "https://moodle.school.example", "https://*.school.example", "http://localhost:8443"]
+        {
+            assert!(EmbedConfig::valid_source(ok), "{ok}");
+        }
+        for bad in [
+            "*",
+            "https://",
+            "moodle.example",
+            "https://a.example/path",
+            "https://a.example; script-src *",
+            "'none' x",
+            "https://a..b",
+        ] {
+            assert!(!EmbedConfig::valid_source(bad), "{bad}");
+        }
     }
 }

@@ -44,6 +44,8 @@ pub struct AppInner {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub started: Instant,
     pub caches: web::cache::Caches,
+    /// The key of signed media URLs (`?t=`), read from the data directory on first use.
+    pub media_url_key: web::media_files::signed::UrlKey,
 }
 
 impl Deref for App {
@@ -74,6 +76,7 @@ impl App {
             metrics,
             started: Instant::now(),
             caches: web::cache::Caches::default(),
+            media_url_key: Default::default(),
         })))
     }
 

@@ -52,21 +52,29 @@ struct Fixture {
     grant_d: i64,
     media_c: i64,
     media_d: i64,
+    video_c: i64,
+    video_d: i64,
     setup_token: String,
     /// The anonymous browser's pre-session cookie and csrf value.
     form: (String, String),
     uniq: AtomicU64,
 }
 
-/// The smallest thing detected as an image: the PNG signature and an IHDR chunk header.
-const UPLOAD_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+/// A real one-pixel PNG (uploads of images that do not decode are refused).
+static UPLOAD_PNG: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(1, 1, image::Rgb([10, 120, 200]))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encode a PNG");
+    png.into_inner()
+});
 
 fn upload_digest() -> String {
     use base64::Engine;
     use sha2::Digest;
     format!(
         "sha-256=:{}:",
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(UPLOAD_PNG))
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(UPLOAD_PNG.as_slice()))
     )
 }
 
@@ -78,8 +86,52 @@ fn tus_metadata(category: i64) -> String {
         "filename {},category {},sha256 {}",
         b64("sample.png"),
         b64(&category.to_string()),
-        b64(&hex::encode(sha2::Sha256::digest(UPLOAD_PNG)))
+        b64(&hex::encode(sha2::Sha256::digest(UPLOAD_PNG.as_slice())))
     )
+}
+
+/// What `Body::Captions` sends.
+const CAPTIONS: &str = "1\n00:00:00,000 --> 00:00:02,000\nHello\n";
+
+/// A one-second H.264 clip made with ffmpeg.
+fn video_clip() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("clip.mp4");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10"])
+        .args(["-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&path)
+        .output()
+        .expect("run ffmpeg (apt-get install ffmpeg)");
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&path).expect("clip")
+}
+
+fn digest_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Files where the transcoder publishes them (their bytes do not matter to permission checks).
+fn publish_files(data: &std::path::Path, id: i64) {
+    let dir = data.join("media").join(id.to_string());
+    let rung = dir.join("hls").join("240p");
+    std::fs::create_dir_all(&rung).expect("media dir");
+    let files: [(&std::path::Path, &str, &[u8]); 9] = [
+        (&dir, "hls/master.m3u8", b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n240p/index.m3u8\n"),
+        (&rung, "index.m3u8", b"#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4,\nseg-00001.m4s\n"),
+        (&rung, "init.mp4", b"init"),
+        (&rung, "seg-00001.m4s", b"segment"),
+        (&dir, "download.mp4", b"mp4"),
+        (&dir, "download.m4a", b"m4a"),
+        (&dir, "poster.jpg", b"jpg"),
+        (&dir, "sprite.jpg", b"jpg"),
+        (&dir, "sprite.vtt", b"WEBVTT\n"),
+    ];
+    for (base, name, bytes) in files {
+        std::fs::write(base.join(name), bytes).expect("write a published file");
+    }
 }
 
 fn id_of(v: &Value) -> i64 {
@@ -181,6 +233,33 @@ impl Fixture {
             media.push(id_of(&res.json::<Value>().await.expect("item")));
         }
         let (media_c, media_d) = (media[0], media[1]);
+        let clip = video_clip();
+        let mut videos = Vec::new();
+        for cat in [c, d] {
+            let res = admin
+                .client
+                .post(admin.url(&format!("/api/v1/media?category={cat}&filename=clip.mp4")))
+                .bearer_auth(&admin.token)
+                .header("Content-Digest", digest_of(&clip))
+                .body(clip.clone())
+                .send()
+                .await
+                .expect("upload");
+            assert_eq!(res.status().as_u16(), 201, "admin uploads a video into {cat}");
+            let id = id_of(&res.json::<Value>().await.expect("item"));
+            publish_files(server.data_dir(), id);
+            let res = admin
+                .client
+                .post(admin.url(&format!("/api/v1/media/{id}/captions?lang=en")))
+                .bearer_auth(&admin.token)
+                .body(CAPTIONS)
+                .send()
+                .await
+                .expect("captions");
+            assert_eq!(res.status().as_u16(), 201, "admin adds captions to {id}");
+            videos.push(id);
+        }
+        let (video_c, video_d) = (videos[0], videos[1]);
         let form = server.form_cookie().await;
         Fixture {
             server,
@@ -199,6 +278,8 @@ impl Fixture {
             grant_d,
             media_c,
             media_d,
+            video_c,
+            video_d,
             setup_token,
             form,
             uniq: AtomicU64::new(1),
@@ -324,6 +405,25 @@ impl Fixture {
                 assert_eq!(res.status().as_u16(), 201, "the contributor starts an upload");
                 let location = location(&res);
                 one_str(location.rsplit('/').next().unwrap_or_default())
+            }
+            P::Video(Cat::C) => one(self.video_c),
+            P::Video(Cat::D) => one(self.video_d),
+            P::Rung => one_str("240p"),
+            P::Segment => one_str("seg-00001.m4s"),
+            P::CaptionFile => one_str("en.vtt"),
+            P::FreshCaptions(c) => {
+                let id = self.fresh_media(c, "").await;
+                let res = self
+                    .admin
+                    .client
+                    .post(self.admin.url(&format!("/api/v1/media/{id}/captions?lang=en")))
+                    .bearer_auth(&self.admin.token)
+                    .body(CAPTIONS)
+                    .send()
+                    .await
+                    .expect("captions");
+                assert_eq!(res.status().as_u16(), 201, "admin adds captions to a throwaway item");
+                vec![id.to_string(), "en".to_string()]
             }
             P::OwnToken => one(self.token_ids[persona].unwrap_or(self.bystander_token_id)),
             P::OtherToken => one(self.bystander_token_id),
@@ -461,6 +561,9 @@ impl Fixture {
                 req = req
                     .header("Upload-Length", UPLOAD_PNG.len().to_string())
                     .header("Upload-Metadata", tus_metadata(self.cat(cat)));
+            }
+            Body::Captions => {
+                req = req.header("Content-Type", "text/plain").body(CAPTIONS);
             }
             Body::TusChunk => {
                 req = req

@@ -118,6 +118,21 @@ fn noise_video(dir: &Path, name: &str, seed: u32) -> PathBuf {
     out
 }
 
+/// A short, smaller noisy video (a few MB): enough chunks to watch the progress move.
+fn small_noise_video(dir: &Path, name: &str) -> PathBuf {
+    let ffmpeg = require_tool("REELBOX_FFMPEG", "/usr/bin/ffmpeg", "ffmpeg");
+    let out = dir.join(name);
+    let filter = "nullsrc=s=480x270:r=25,geq=lum='random(7)*255':cb=128:cr=128";
+    let status = Command::new(ffmpeg)
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", filter])
+        .args(["-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", out.display());
+    out
+}
+
 struct Ctx<'a> {
     browser: &'a Browser,
     teacher: Api,
@@ -235,20 +250,28 @@ impl Ctx<'_> {
     }
 }
 
-#[tokio::test]
-async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
+/// One browser test at a time: each runs its own server, chromedriver and Chromium, and the
+/// pause and reload steps need the machine's attention to be timed.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server with a contributor ("tess", on "Science") and an administrator, and Chromium through
+/// chromedriver; runs `scenario` and panics with its error and where the screenshots are.
+async fn in_the_browser(transcode: bool, scenario: impl AsyncFnOnce(&Ctx<'_>) -> Result<()>) {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let chromedriver = require_tool("REELBOX_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
     let chromium = require_tool("REELBOX_CHROMIUM", "/usr/bin/chromium", "chromium");
     let dir = artifacts_dir();
     println!("screenshots and logs: {}", dir.display());
-    let files = tempfile::tempdir().expect("tempdir for the files");
-    let videos = [
-        noise_video(files.path(), "lesson-one.mp4", 1),
-        noise_video(files.path(), "lesson-two.mp4", 2),
-        noise_video(files.path(), "lesson-three.mp4", 3),
-    ];
 
-    let server = Server::start();
+    let data = tempfile::tempdir().expect("tempdir for the server");
+    let server = Server::start_with(&data.path().join("data"), data.path(), |c| {
+        if transcode {
+            common::with_ffmpeg(c);
+            // A slower preset than the default, so there is a conversion under way to watch.
+            c.env("REELBOX_TRANSCODE__PRESET", "medium");
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     server.add_user("ada", true);
     server.add_user("tess", false);
     let admin = server.api(&server.token("ada"));
@@ -265,7 +288,7 @@ async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
         ChromeDriver::start(&chromedriver, &dir.join("chromedriver.log")).await.expect("chromedriver");
     let browser = Browser::start(&driver.url, &chromium, "teacher", &server.base).await.expect("Chromium");
     let ctx = Ctx { browser: &browser, teacher, admin, category, shots: dir.clone() };
-    let outcome = scenario(&ctx, &videos).await;
+    let outcome = scenario(&ctx).await;
     if outcome.is_err() {
         ctx.shot("failure").await;
     }
@@ -277,6 +300,224 @@ async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
     if let Err(e) = outcome {
         panic!("{e}\n(screenshots and chromedriver.log are in {})", dir.display());
     }
+}
+
+/// Sign in as the contributor and open the upload page for the category with small chunks.
+async fn open_upload_page(ctx: &Ctx<'_>) -> Result<()> {
+    let b = ctx.browser;
+    b.goto("/login").await?;
+    b.fill("#username", "tess").await?;
+    b.fill("#password", PASSWORD).await?;
+    b.click_button("Sign in").await?;
+    b.wait_for_path("/", |p| p == "/").await?;
+    b.goto(&format!("/upload?category={}&chunk_kib={CHUNK_KIB}", ctx.category)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_contributor_uploads_pauses_resumes_and_survives_a_reload() {
+    let files = tempfile::tempdir().expect("tempdir for the files");
+    let videos = [
+        noise_video(files.path(), "lesson-one.mp4", 1),
+        noise_video(files.path(), "lesson-two.mp4", 2),
+        noise_video(files.path(), "lesson-three.mp4", 3),
+    ];
+    in_the_browser(false, async |ctx| scenario(ctx, &videos).await).await;
+}
+
+#[tokio::test]
+async fn a_file_dropped_on_the_page_uploads_into_the_category() {
+    let files = tempfile::tempdir().expect("tempdir for the files");
+    let video = small_noise_video(files.path(), "dropped-lesson.mp4");
+    in_the_browser(false, async |ctx| drop_scenario(ctx, &video).await).await;
+}
+
+#[tokio::test]
+async fn my_uploads_follows_a_conversion_live() {
+    let files = tempfile::tempdir().expect("tempdir for the files");
+    let video = test_pattern_video(files.path(), "long-lesson.mp4");
+    in_the_browser(true, async |ctx| live_progress_scenario(ctx, &video).await).await;
+}
+
+/// A one-minute test pattern: long enough that converting it takes a while to watch.
+fn test_pattern_video(dir: &Path, name: &str) -> PathBuf {
+    let ffmpeg = require_tool("REELBOX_FFMPEG", "/usr/bin/ffmpeg", "ffmpeg");
+    let out = dir.join(name);
+    let status = Command::new(ffmpeg)
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25"])
+        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {}", out.display());
+    out
+}
+
+/// The contributor uploads a video and opens "My uploads" while it is converted: the row's
+/// progress and words follow the job without a reload, and the row turns "Ready" at the end.
+async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
+    let b = ctx.browser;
+    b.goto("/login").await?;
+    b.fill("#username", "tess").await?;
+    b.fill("#password", PASSWORD).await?;
+    b.click_button("Sign in").await?;
+    b.wait_for_path("/", |p| p == "/").await?;
+    b.click_link("//nav[@aria-label='Main']", "My uploads").await?;
+    b.wait_for_path("/my/uploads", |p| p == "/my/uploads").await?;
+
+    let bytes = std::fs::read(video).map_err(|e| e.to_string())?;
+    let digest = {
+        use base64::Engine as _;
+        format!(
+            "sha-256=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes))
+        )
+    };
+    let res = ctx
+        .teacher
+        .client
+        .post(ctx.teacher.url(&format!("/api/v1/media?category={}&filename=long-lesson.mp4", ctx.category)))
+        .bearer_auth(&ctx.teacher.token)
+        .header("Content-Digest", digest)
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let item: Value = res.json().await.map_err(|e| e.to_string())?;
+    let id = item["id"].as_i64().ok_or_else(|| format!("the upload was refused: {item}"))?;
+    b.refresh().await?;
+    // A mark in the page: if it is still there at the end, nothing reloaded the page.
+    b.execute("window.reelboxTestMark = 'kept'; return true;", vec![]).await?;
+
+    let row = format!("//tr[@data-media-id='{id}']");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut seen: Vec<(String, Option<u32>, String)> = Vec::new();
+    loop {
+        let tr = b.find_xpath(&row).await?;
+        let status = b.attr(&tr, "data-status").await?.unwrap_or_default();
+        let percent = match b.try_find_xpath(&format!("{row}//progress")).await? {
+            Some(bar) => b.attr(&bar, "value").await?.and_then(|v| v.parse::<f64>().ok()).map(|v| v as u32),
+            None => None,
+        };
+        let text = match b.try_find_xpath(&format!("{row}//span[@class='my-progress-text']")).await? {
+            Some(t) => b.text(&t).await?,
+            None => String::new(),
+        };
+        let now = (status.clone(), percent, text);
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        if status == "ready" {
+            break;
+        }
+        if status != "processing" || Instant::now() > deadline {
+            return Err(format!("the conversion did not finish as expected: {seen:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!("My uploads showed: {seen:?}");
+    // The row followed the job through its states without a reload: waiting, converting, ready.
+    // Bar and words agree wherever both show.
+    let words: Vec<&str> = seen.iter().map(|(_, _, t)| t.as_str()).collect();
+    let running = words.iter().position(|t| t.contains("Converting") || t.ends_with(" left"));
+    if running.is_none() {
+        return Err(format!("the conversion was never shown under way: {seen:?}"));
+    }
+    for (status, percent, text) in &seen {
+        if let (Some(p), false) = (percent, text.is_empty())
+            && !text.starts_with(&format!("{p} % · "))
+        {
+            return Err(format!("bar and text disagree while {status}: {seen:?}"));
+        }
+    }
+    let status = b.find_xpath(&format!("{row}//span[@class='my-status-text']")).await?;
+    if b.text(&status).await? != "Ready" || b.try_find_xpath(&format!("{row}//progress")).await?.is_some() {
+        return Err("a finished conversion should read Ready, without a progress bar".into());
+    }
+    if b.execute("return window.reelboxTestMark || null;", vec![]).await? != json!("kept") {
+        return Err("the page was reloaded; the progress should update in place".into());
+    }
+    ctx.shot("my-uploads-ready").await;
+    Ok(())
+}
+
+/// What a person does when they drag a file from their desktop onto the drop zone: the page
+/// gets `dragenter`, `dragover` and `drop` events carrying a `DataTransfer` with the file.
+/// WebDriver cannot drag from outside the browser, so the test builds the same events in the
+/// page (a real `File` in a real `DataTransfer`) and lets the page's own handlers take them.
+const DROP_FILE: &str = r#"
+    const [b64, name, type] = arguments;
+    const text = atob(b64);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, { type }));
+    const zone = document.getElementById("upload-drop");
+    const fire = (kind) => {
+        const ev = new DragEvent(kind, { bubbles: true, cancelable: true, dataTransfer: transfer });
+        zone.dispatchEvent(ev);
+        return ev.defaultPrevented;
+    };
+    const enter = fire("dragenter");
+    const over = fire("dragover");
+    const highlighted = zone.classList.contains("is-dragging");
+    const dropped = fire("drop");
+    return { enter, over, highlighted, dropped, after: zone.classList.contains("is-dragging") };
+"#;
+
+async fn drop_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
+    use base64::Engine as _;
+    let b = ctx.browser;
+    open_upload_page(ctx).await?;
+    b.find("#upload-drop").await?;
+    let name = "dropped-lesson.mp4";
+    let bytes = std::fs::read(video).map_err(|e| e.to_string())?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let events = b.execute(DROP_FILE, vec![json!(b64), json!(name), json!("video/mp4")]).await?;
+    // dragover must be cancelled or a browser refuses the drop; drop must be cancelled or the
+    // browser opens the file instead of uploading it.
+    if events != json!({"enter": true, "over": true, "highlighted": true, "dropped": true, "after": false}) {
+        return Err(format!("the drop zone did not handle the drag like a drop target: {events}"));
+    }
+
+    let mut percents = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut statuses: Vec<String> = Vec::new();
+    loop {
+        let state = ctx.row_attr(name, "data-state").await?;
+        let status = ctx.status_text(name).await?;
+        if statuses.last() != Some(&status) {
+            statuses.push(status);
+        }
+        percents.push(ctx.progress(name).await?);
+        match state.as_str() {
+            "done" => break,
+            "error" => return Err(format!("the dropped file failed: {statuses:?}")),
+            _ if Instant::now() > deadline => {
+                return Err(format!("the dropped file never finished: {statuses:?}"));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    ctx.shot("dropped-done").await;
+    println!("statuses of the dropped file: {statuses:?}; progress seen: {percents:?}");
+    if !statuses.iter().any(|s| s.starts_with("Uploading… ") && s.contains(" %")) {
+        return Err(format!("the upload progress of the dropped file was never shown: {statuses:?}"));
+    }
+    if !percents.iter().any(|p| (1..100).contains(p)) || percents.last() != Some(&100) {
+        return Err(format!("the progress bar should move through to 100: {percents:?}"));
+    }
+    let media = ctx.row_attr(name, "data-media-id").await?;
+    ctx.arrived(&media, video).await;
+
+    let to_category = format!("/categories/{}", ctx.category);
+    b.goto(&to_category).await?;
+    b.find_xpath(&format!("//main//a[@href='/media/{media}']")).await?;
+    let listing = b.page_text().await?;
+    if !listing.contains("dropped lesson") {
+        return Err(format!("the category should list the dropped file; it says:\n{listing}"));
+    }
+    Ok(())
 }
 
 async fn scenario(ctx: &Ctx<'_>, videos: &[PathBuf; 3]) -> Result<()> {

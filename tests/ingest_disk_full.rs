@@ -111,6 +111,7 @@ async fn a_full_disk_refuses_uploads_clearly_and_keeps_earlier_items() {
         .await
         .expect("POST /api/v1/uploads");
     let location = common::location(&created);
+    let media_id = common::header(created.headers(), "X-Media-Id");
     let (status, body) = status_and_json(created).await;
     if status == 201 {
         let res = tus(Method::PATCH, &location)
@@ -122,22 +123,27 @@ async fn a_full_disk_refuses_uploads_clearly_and_keeps_earlier_items() {
             .expect("PATCH");
         let (status, problem) = status_and_json(res).await;
         assert_disk_full(status, &problem, "tus PATCH");
-        // What stays is the upload's last durable offset, nothing torn beyond it, and no blob.
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("nothing was stored") || detail.contains("nothing was saved"), "{problem}");
+        // The refused upload is gone at once: no item, no row, no partial bytes, no blob. The
+        // client is told by HEAD and PATCH alike that there is nothing to resume.
         let head = tus(Method::HEAD, &location).send().await.expect("HEAD");
-        assert_eq!(head.status(), 200);
-        let offset: u64 = common::header(head.headers(), "Upload-Offset").parse().expect("Upload-Offset");
-        assert!(offset < big.len() as u64, "{offset}");
-        let partial: u64 = files_under(&data.join("uploads"))
-            .iter()
-            .filter_map(|p| p.metadata().ok())
-            .map(|m| m.len())
-            .sum();
-        assert_eq!(partial, offset, "the partial file holds exactly the durable offset");
+        assert_eq!(head.status(), 404, "HEAD after the 507");
+        let again = tus(Method::PATCH, &location)
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", "0")
+            .body(big[..MIB].to_vec())
+            .send()
+            .await
+            .expect("PATCH again");
+        let (status, problem) = status_and_json(again).await;
+        assert_eq!(status, 404, "PATCH after the 507: {problem}");
+        assert_eq!(problem["code"], "upload-not-found", "{problem}");
+        assert!(files_under(&data.join("uploads")).is_empty(), "{:?}", files_under(&data.join("uploads")));
         assert_eq!(blobs(&data).len(), 1, "no blob for the refused upload");
         assert!(files_under(&data.join("blobs/tmp")).is_empty(), "no blob temp file");
-        // Terminating it leaves nothing at all.
-        let gone = tus(Method::DELETE, &location).send().await.expect("DELETE");
-        assert_eq!(gone.status(), 204);
+        let res = admin.get(&format!("/api/v1/media/{media_id}")).await;
+        assert_eq!(res.status(), 404, "the item is gone");
     } else {
         assert_disk_full(status, &body, "tus creation");
     }

@@ -236,3 +236,102 @@ async fn refusals_and_termination_leave_nothing() {
     assert_eq!(terminated.len(), 1);
     assert!(!audit(&lib.admin, "upload.rejected").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_length_is_declared_on_a_later_patch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = Library::start(&dir.path().join("data"), dir.path()).await;
+    let (cat, data) = (lib.category, lib.data());
+    let file = mp4(11, 150_000);
+    let hash = sha256_hex(&file);
+    let deferred = |meta: String| {
+        tus(&lib.teacher, Method::POST, "/api/v1/uploads")
+            .header("Upload-Defer-Length", "1")
+            .header("Upload-Metadata", meta)
+    };
+    let res = lib
+        .teacher
+        .client
+        .request(Method::OPTIONS, lib.teacher.url("/api/v1/uploads"))
+        .send()
+        .await
+        .expect("OPTIONS");
+    assert!(h(&res, "tus-extension").split(',').any(|e| e == "creation-defer-length"), "advertised");
+
+    let res = deferred(metadata("later.mp4", cat, &hash)).send().await.expect("POST");
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap_or_default());
+    let (location, media_id) = (h(&res, "location"), h(&res, "x-media-id"));
+    let head = tus(&lib.teacher, Method::HEAD, &location).send().await.expect("HEAD");
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(h(&head, "upload-defer-length"), "1");
+    assert!(head.headers().get("upload-length").is_none(), "no length yet");
+    assert_eq!(h(&head, "upload-offset"), "0");
+
+    // Bytes before the length is known: kept, the upload stays open.
+    let res = patch(&lib.teacher, &location, 0, &file[..60_000], None).await;
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(h(&res, "upload-offset"), "60000");
+    assert_eq!(lib.teacher.get_json(&format!("/api/v1/media/{media_id}")).await["status"], "uploading");
+
+    // A length below what has arrived, or over the limit, is refused and writes nothing.
+    let with_length = |offset: usize, chunk: &[u8], length: u64| {
+        tus(&lib.teacher, Method::PATCH, &location)
+            .header("Content-Type", "application/offset+octet-stream")
+            .header("Upload-Offset", offset.to_string())
+            .header("Upload-Length", length.to_string())
+            .body(chunk.to_vec())
+    };
+    let res = with_length(60_000, &file[60_000..70_000], 50_000).send().await.expect("PATCH");
+    assert_eq!(res.status().as_u16(), 400);
+    let res = with_length(60_000, &file[60_000..70_000], max_size() + 1).send().await.expect("PATCH");
+    let (status, problem) = status_and_json(res).await;
+    assert_eq!((status, problem["code"].as_str()), (413, Some("too-large")), "{problem}");
+    let head = tus(&lib.teacher, Method::HEAD, &location).send().await.expect("HEAD");
+    assert_eq!((h(&head, "upload-offset"), h(&head, "upload-defer-length")), ("60000".into(), "1".into()));
+
+    // The last PATCH declares the length and completes the upload.
+    let res = with_length(60_000, &file[60_000..], file.len() as u64).send().await.expect("PATCH");
+    assert_eq!(res.status().as_u16(), 204, "{}", res.text().await.unwrap_or_default());
+    let item = lib.teacher.get_json(&format!("/api/v1/media/{media_id}")).await;
+    assert_eq!(
+        (item["sha256"].as_str(), item["size"].as_u64()),
+        (Some(hash.as_str()), Some(file.len() as u64))
+    );
+    assert_eq!(item["kind"], "video");
+    assert_eq!(offset_of(&lib.teacher, &location).await.0, 404, "a finished upload is gone");
+
+    // Without a length, the maximum size still holds before bytes are written.
+    let big = mp4(12, max_size() as usize + 10);
+    let res = deferred(metadata("big.mp4", cat, &sha256_hex(&big))).send().await.expect("POST");
+    let location = h(&res, "location");
+    let res = patch(&lib.teacher, &location, 0, &big, None).await;
+    assert_eq!(res.status().as_u16(), 400, "more than the maximum size");
+    assert_eq!(offset_of(&lib.teacher, &location).await, (200, Some(0)));
+    let partials = files_under(&data.join("uploads"));
+    assert_eq!(partials.len(), 1, "{partials:?}");
+    assert_eq!(partials[0].metadata().expect("partial").len(), 0, "nothing past the limit was kept");
+
+    // A length that is set cannot change; the two creation headers exclude each other.
+    let res = create(&lib.teacher, 1000, &metadata("fixed.mp4", cat, &hash)).await;
+    let location = h(&res, "location");
+    let res = tus(&lib.teacher, Method::PATCH, &location)
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", "0")
+        .header("Upload-Length", "2000")
+        .body(file[..100].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(offset_of(&lib.teacher, &location).await, (200, Some(0)));
+    let both =
+        deferred(metadata("both.mp4", cat, &hash)).header("Upload-Length", "10").send().await.expect("POST");
+    assert_eq!(both.status().as_u16(), 400);
+    let res = tus(&lib.teacher, Method::POST, "/api/v1/uploads")
+        .header("Upload-Defer-Length", "2")
+        .header("Upload-Metadata", metadata("two.mp4", cat, &hash))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status().as_u16(), 400);
+}

@@ -86,16 +86,15 @@ async fn thumbnails_item_pages_and_inline_pdfs() {
     let outsider = lib.server.browser_login("olly", common::PASSWORD).await;
     assert_eq!(page(&outsider, &format!("/media/{img}")).await.0, 404);
 
-    // An "image" that does not decode: kept, but no thumbnails, and the reason is audited.
-    let fake = upload(&lib.teacher, cat, "broken.png", "Broken", png(2, 5_000)).await;
-    assert_eq!(
-        lib.teacher.get(&format!("/api/v1/media/{}/thumbnail/320", id(&fake))).await.status().as_u16(),
-        404
-    );
-    let failed = audit(&lib.admin, "media.preview_failed").await;
-    assert_eq!(failed.len(), 1, "{failed:?}");
-    let (_, html) = page(&student, &format!("/media/{}", id(&fake))).await;
-    assert!(html.contains("No preview is available"), "{html}");
+    // An "image" that does not decode is refused at upload (see tests/ingest_content.rs), so no
+    // item is left without its thumbnails.
+    let broken = broken_png(2, 2_000);
+    let q = format!("category={cat}&filename=broken.png");
+    let (status, p) =
+        status_and_json(post_media(&lib.teacher, &q, broken.clone(), Some(content_digest(&broken))).await)
+            .await;
+    assert_eq!((status, p["code"].as_str()), (422, Some("image-undecodable")), "{p}");
+    assert!(audit(&lib.admin, "media.preview_failed").await.is_empty());
 
     // A PDF is framed inline from the original; the download stays an attachment.
     let pdf = upload(&lib.teacher, cat, "notes.pdf", "Notes", pdf(1, 3_000)).await;

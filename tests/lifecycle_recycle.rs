@@ -244,3 +244,54 @@ async fn pages_delete_restore_and_archive_without_javascript() {
     assert_eq!((status, back["status"].as_str()), (200, Some("ready")), "{back}");
     assert!(ada.get("/admin/archive").await.text().await.expect("page").contains("The archive is empty"));
 }
+
+/// The recycle bin is in the main navigation of administrators and of people who manage some
+/// category, and of nobody else; it appears as soon as the grant is given and goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recycle_bin_is_in_the_navigation_of_managers_and_admins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = Library::start(&dir.path().join("data"), dir.path()).await;
+    lib.server.add_user("manon", false);
+    const LINK: &str = "<a href=\"/recycle\"";
+    let nav_of = |html: &str| -> String {
+        let start = html.find("<nav class=\"site-nav\"").unwrap_or(0);
+        let end = html[start..].find("</nav>").map_or(html.len(), |e| start + e);
+        html[start..end].to_string()
+    };
+    let (ada, tess, stu, manon) = (
+        lib.server.browser_login("ada", common::PASSWORD).await,
+        lib.server.browser_login("tess", common::PASSWORD).await,
+        lib.server.browser_login("stu", common::PASSWORD).await,
+        lib.server.browser_login("manon", common::PASSWORD).await,
+    );
+    for (who, browser, expected) in
+        [("admin", &ada, true), ("contributor", &tess, false), ("viewer", &stu, false)]
+    {
+        let nav = nav_of(&browser.get("/").await.text().await.expect("page"));
+        assert_eq!(nav.contains(LINK), expected, "{who}: {nav}");
+    }
+    assert!(!nav_of(&manon.get("/account").await.text().await.expect("page")).contains(LINK));
+
+    // Manage on one category: the link shows on every page, marked current on the bin itself.
+    let grants = json!([
+        {"username": "tess", "role": "contribute"},
+        {"username": "stu", "role": "view"},
+        {"username": "manon", "role": "manage"},
+    ]);
+    lib.admin
+        .call(Method::PUT, &format!("/api/v1/categories/{}/grants", lib.category), Some(&grants), 204)
+        .await;
+    for path in ["/", "/account", &format!("/categories/{}", lib.category)] {
+        let nav = nav_of(&manon.get(path).await.text().await.expect("page"));
+        assert!(nav.contains(LINK), "{path}: {nav}");
+    }
+    let nav = nav_of(&manon.get("/recycle").await.text().await.expect("page"));
+    assert!(nav.contains("<a href=\"/recycle\" aria-current=\"page\">Recycle bin</a>"), "{nav}");
+
+    // The grant goes: so does the link.
+    let grants = json!([{"username": "tess", "role": "contribute"}, {"username": "stu", "role": "view"}]);
+    lib.admin
+        .call(Method::PUT, &format!("/api/v1/categories/{}/grants", lib.category), Some(&grants), 204)
+        .await;
+    assert!(!nav_of(&manon.get("/").await.text().await.expect("page")).contains(LINK));
+}

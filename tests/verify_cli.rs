@@ -65,12 +65,24 @@ async fn verify_reports_damage_marks_items_and_exits_non_zero() {
         items.push((item["id"].as_i64().expect("id"), sha256_hex(&body)));
     }
 
+    // Three originals and a thumbnail per image (both sizes of a 16-pixel image are one file):
+    // derived files are checked too.
+    let total = blobs(&data).len();
+    assert_eq!(total, 5, "{:?}", blobs(&data));
+
     // All intact: exit 0, progress with counts and a rate, a summary.
     let (code, out, err) = verify(&data);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    assert!(err.contains("[1/3]") && err.contains("[3/3]") && err.contains("MB/s"), "progress: {err}");
     assert!(
-        out.contains("Checked 3 blobs") && out.contains("0 problems") && out.contains("All blobs are intact"),
+        err.contains(&format!("[1/{total}]"))
+            && err.contains(&format!("[{total}/{total}]"))
+            && err.contains("MB/s"),
+        "progress: {err}"
+    );
+    assert!(
+        out.contains(&format!("Checked {total} blobs"))
+            && out.contains("0 problems")
+            && out.contains("All blobs are intact"),
         "{out}"
     );
 
@@ -102,12 +114,41 @@ async fn verify_reports_damage_marks_items_and_exits_non_zero() {
     assert_eq!(newest["outcome"], "failure", "{newest}");
     assert_eq!(newest["actor"], "command line", "{newest}");
     let detail = newest["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains("3 blobs") && detail.contains("1 missing, 1 corrupt"), "{detail}");
+    assert!(
+        detail.contains(&format!("{total} blobs")) && detail.contains("1 missing, 1 corrupt"),
+        "{detail}"
+    );
+
+    // The item says so, in the API and on its page; an intact item does not.
+    let item = lib.student.get_json(&format!("/api/v1/media/{rotten_id}")).await;
+    let damaged = &item["damaged"];
+    assert_eq!(damaged["problem"], "corrupt", "{item}");
+    assert!(damaged["since"].as_i64().is_some_and(|t| t > 1_700_000_000), "{item}");
+    assert!(damaged["detail"].as_str().is_some_and(|d| d.contains("SHA-256")), "{item}");
+    assert_eq!(
+        lib.student.get_json(&format!("/api/v1/media/{lost_id}")).await["damaged"]["problem"],
+        "missing"
+    );
+    assert!(lib.student.get_json(&format!("/api/v1/media/{}", items[2].0)).await["damaged"].is_null());
+    let student = lib.server.browser_login("stu", PASSWORD).await;
+    let page = student.get(&format!("/media/{rotten_id}")).await.text().await.expect("item page");
+    let since = reelbox_date(damaged["since"].as_i64().unwrap_or_default());
+    assert!(
+        page.contains("role=\"alert\"")
+            && page.contains(&format!("The stored copy of this file failed its integrity check on {since}"))
+            && page.contains("an administrator has been told; restore it from backup"),
+        "{page}"
+    );
+    let intact = student.get(&format!("/media/{}", items[2].0)).await.text().await.expect("item page");
+    assert!(!intact.contains("failed its integrity check"), "{intact}");
 
     // The dashboard shows the last check and its result.
     let browser = lib.server.browser_login("ada", PASSWORD).await;
     let page = browser.get("/admin").await.text().await.expect("dashboard");
-    assert!(page.contains("Last integrity check: ") && page.contains(", 3 blobs, 2 problems"), "{page}");
+    assert!(
+        page.contains("Last integrity check: ") && page.contains(&format!(", {total} blobs, 2 problems")),
+        "{page}"
+    );
 
     // Restore both from "a backup": clean again, exit 0, and the dashboard follows.
     std::fs::remove_file(blob_path(&data, &rotten)).expect("remove the rotten copy");
@@ -121,7 +162,10 @@ async fn verify_reports_damage_marks_items_and_exits_non_zero() {
     let (code, out, err) = verify(&data);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let page = browser.get("/admin").await.text().await.expect("dashboard");
-    assert!(page.contains(", 3 blobs, 0 problems"), "{page}");
+    assert!(page.contains(&format!(", {total} blobs, 0 problems")), "{page}");
+    assert!(lib.student.get_json(&format!("/api/v1/media/{rotten_id}")).await["damaged"].is_null());
+    let page = student.get(&format!("/media/{rotten_id}")).await.text().await.expect("item page");
+    assert!(!page.contains("failed its integrity check"), "the warning goes with the mark");
 
     // A restart does not bring the weekly scrub forward.
     let lib = lib.restart(dir.path());
@@ -137,4 +181,11 @@ fn verify_without_a_data_directory_cannot_check() {
     assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
     assert!(err.contains("holds no reelbox database") && err.contains("--data"), "{err}");
     assert!(!dir.path().join("nothing-here").exists(), "verify creates nothing");
+}
+
+/// How pages show a time: `2026-11-25 15:41:32 UTC`.
+fn reelbox_date(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }

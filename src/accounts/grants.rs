@@ -193,6 +193,11 @@ impl Access {
         self.is_admin || !self.roles.is_empty()
     }
 
+    /// Administrators, and people with `manage` on some category: those who have a recycle bin.
+    pub fn manages_any(&self) -> bool {
+        self.is_admin || self.roles.values().any(|r| *r >= Role::Manage)
+    }
+
     pub fn visible<'a>(&self, all: &'a [Category]) -> Vec<&'a Category> {
         all.iter().filter(|c| self.can(c.id, Role::View)).collect()
     }

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_renditions.sql"),
     include_str!("migrations/0005_lifecycle.sql"),
     include_str!("migrations/0006_transcode.sql"),
+    include_str!("migrations/0007_captions.sql"),
 ];
 
 /// Pages the WAL may grow to before SQLite checkpoints by itself. Replication will set this to 0

@@ -23,9 +23,9 @@
 //!    followed by whitespace, `>` or `/`) is refused as [`DetectError::Polyglot`]. Real photos
 //!    and graphics do not contain these (EXIF and XMP use other tags), and in compressed pixel
 //!    data a chance match is below one in a million. Decoding is not a defence here, since
-//!    decoders ignore trailing bytes; the thumbnailer decodes every image fully anyway, and an
-//!    image that does not decode should be refused by the caller
-//!    (see `library::thumbnails`).
+//!    decoders ignore trailing bytes. Separately, once every byte has arrived, [`check_image`]
+//!    decodes an image fully (under the decompression-bomb limits of `library::thumbnails`) and
+//!    an image that does not decode is refused: reelbox keeps no picture it cannot show.
 //!
 //! Video, audio and documents are not scanned: their containers legitimately hold free text (ID3
 //! comments, PDF text and XMP, compressed Office XML), they begin with a binary signature no
@@ -45,6 +45,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{AppError, ErrorKind};
+use crate::library::thumbnails::{self, ThumbnailError};
 
 /// The kind of a media item; one type for detection and the library.
 pub use crate::library::media::MediaKind;
@@ -156,6 +157,8 @@ pub enum DetectError {
     },
     #[error("{format} image with HTML or script markup in its first bytes (possible polyglot)")]
     Polyglot { format: &'static str },
+    #[error("image does not decode: {0}")]
+    UnreadableImage(ThumbnailError),
     #[error("reading {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
@@ -170,6 +173,7 @@ impl AppError for DetectError {
             DetectError::Empty => "empty-file",
             DetectError::Unsupported { .. } => "unsupported-type",
             DetectError::Polyglot { .. } => "suspicious-content",
+            DetectError::UnreadableImage(e) => e.code(),
             DetectError::Io { .. } => "upload-read-failed",
         }
     }
@@ -178,6 +182,9 @@ impl AppError for DetectError {
         match self {
             DetectError::Empty => ErrorKind::BadRequest,
             DetectError::Unsupported { .. } | DetectError::Polyglot { .. } => ErrorKind::UnsupportedMediaType,
+            // Of an accepted type, but broken: well-formed request, unusable content.
+            DetectError::UnreadableImage(e) if e.kind().is_client_error() => ErrorKind::Unprocessable,
+            DetectError::UnreadableImage(_) => ErrorKind::Internal,
             DetectError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -198,6 +205,7 @@ impl AppError for DetectError {
                  so it was refused. Open it in an image editor and save it again as JPEG or PNG, then \
                  upload that copy."
             ),
+            DetectError::UnreadableImage(e) => format!("{} Nothing was stored.", e.user_message()),
             DetectError::Io { .. } => "The server could not read the uploaded file. Please try again, \
                                        and tell your IT administrator if it keeps happening."
                 .into(),
@@ -268,6 +276,21 @@ pub fn detect_file(path: &Path, allowed: &[MediaKind]) -> Result<Detected, Detec
         head.extend_from_slice(&rest);
     }
     detect_among(&head, allowed)
+}
+
+/// An upload detected as an image must decode, whole, within the limits of
+/// `library::thumbnails` (header and pixels): a truncated, corrupt or over-large image is
+/// refused as [`DetectError::UnreadableImage`]. Other kinds pass untouched. Blocking and
+/// CPU-bound (a full decode): call it where [`detect_file`] is called, on the blocking pool.
+pub fn check_image(path: &Path, detected: &Detected) -> Result<(), DetectError> {
+    if detected.kind != Image {
+        return Ok(());
+    }
+    match thumbnails::check_file(path) {
+        Ok(_) => Ok(()),
+        Err(ThumbnailError::Io { path, source }) => Err(DetectError::Io { path, source }),
+        Err(e) => Err(DetectError::UnreadableImage(e)),
+    }
 }
 
 fn image_format_name(extension: &str) -> &'static str {

@@ -6,13 +6,22 @@
 pub mod detect;
 pub mod simple;
 pub mod tus;
+mod tus_headers;
 
 use crate::db::DbError;
 use crate::error::{AppError, ErrorKind};
 use crate::library::LibraryError;
 use crate::library::media::MediaKind;
-use crate::store::{Sha256, StoreError};
+use std::path::Path;
+
+use crate::store::{BlobWriter, Sha256, StoreError};
 use detect::DetectError;
+
+/// Request bodies reach the writer thread in batches of about this many bytes (the chunks as
+/// they came off the socket, not copied), written with one vectored write each.
+pub(crate) const BATCH_BYTES: usize = 1024 * 1024;
+/// Batches in flight between a request and its writer thread (bounded: back-pressure).
+pub(crate) const CHANNEL_BATCHES: usize = 4;
 
 /// Legacy Office files (OLE2 compound files) are only told apart with the whole file at hand
 /// (`detect::detect_file`), so their check waits until every byte has arrived.
@@ -195,6 +204,41 @@ pub fn check_kind(head: &[u8], allowed: &[MediaKind]) -> Result<detect::Detected
     Ok(detect::detect_among(head, allowed)?)
 }
 
+/// The last check before an upload's bytes are stored: an image must decode
+/// ([`detect::check_image`]); other kinds pass. Blocking (a full decode): call it on the
+/// blocking pool, with the writer that holds the upload's bytes. An image that does not decode
+/// because it is not what the client sent (damaged on the way) is reported as the hash
+/// mismatch it is, which tells the person more than "this image could not be read".
+pub(crate) fn check_image(
+    writer: &mut BlobWriter,
+    detected: &detect::Detected,
+    expected: &Sha256,
+) -> Result<(), IngestError> {
+    if detected.kind != MediaKind::Image {
+        return Ok(());
+    }
+    // The decoder reads the file, so what is still buffered in the writer must reach it first.
+    writer.sync()?;
+    let Err(refused) = detect::check_image(writer.path(), detected) else {
+        return Ok(());
+    };
+    if matches!(refused, DetectError::UnreadableImage(_)) {
+        let actual = hash_file(writer.path())?;
+        if actual != *expected {
+            return Err(IngestError::DigestMismatch { expected: *expected, actual });
+        }
+    }
+    Err(refused.into())
+}
+
+fn hash_file(path: &Path) -> Result<Sha256, IngestError> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).map_err(|e| StoreError::io_at("reading", path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| StoreError::io_at("reading", path, e))?;
+    Ok(Sha256::from_hasher(hasher))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +262,48 @@ mod tests {
         assert!(err.user_message().contains("video ("), "{}", err.user_message());
         assert_eq!(check_kind(b"", &[MediaKind::Image]).expect_err("empty").code(), "empty-file");
         assert_eq!(human_size(1536), "1.5 KiB");
+    }
+
+    fn written(store: &crate::store::BlobStore, bytes: &[u8]) -> BlobWriter {
+        let mut w = store.writer().expect("writer");
+        // In two pieces, as a stream arrives; nothing synced yet.
+        let (a, b) = bytes.split_at(bytes.len() / 3);
+        w.write(a).expect("write");
+        w.write(b).expect("write");
+        w
+    }
+
+    #[test]
+    fn images_must_decode_before_they_are_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::BlobStore::open(dir.path()).expect("store");
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 40]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).expect("encode");
+        let png = png.into_inner();
+        let detected = check_kind(&png, MediaKind::ALL).expect("a png");
+
+        let mut w = written(&store, &png);
+        check_image(&mut w, &detected, &Sha256::digest(&png)).expect("a real PNG passes");
+        w.finish(Some(&Sha256::digest(&png))).expect("and is stored afterwards");
+
+        // Cut short, but what the client declared: the image itself is broken.
+        let cut = &png[..png.len() - 40];
+        let mut w = written(&store, cut);
+        let err = check_image(&mut w, &detected, &Sha256::digest(cut)).expect_err("refused");
+        assert_eq!((err.code(), err.kind()), ("image-undecodable", ErrorKind::Unprocessable), "{err}");
+        assert!(err.user_message().starts_with("This image could not be read"), "{}", err.user_message());
+        assert!(err.user_message().ends_with("Nothing was stored."));
+
+        // Cut short on the way: the hash says what really happened.
+        let mut w = written(&store, cut);
+        let err = check_image(&mut w, &detected, &Sha256::digest(&png)).expect_err("refused");
+        assert_eq!(err.code(), "digest-mismatch", "{err}");
+
+        // Not an image: not decoded at all.
+        let pdf = b"%PDF-1.7\n garbage".to_vec();
+        let mut w = written(&store, &pdf);
+        let detected = check_kind(&pdf, MediaKind::ALL).expect("a pdf");
+        check_image(&mut w, &detected, &Sha256::digest(b"anything")).expect("documents pass");
     }
 }

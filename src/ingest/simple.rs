@@ -16,8 +16,7 @@ use crate::library::LibraryError;
 use crate::library::media::{self, MediaItem, NewMedia, StoredContent};
 use crate::store::{BlobWriter, Sha256, StoreError, Stored};
 
-/// Chunks in flight between the request and the writer thread (bounded: back-pressure).
-const CHANNEL_CHUNKS: usize = 16;
+use super::{BATCH_BYTES, CHANNEL_BATCHES};
 
 pub struct SimpleUpload {
     pub category: CategoryId,
@@ -138,40 +137,47 @@ where
     let detected = if sniff.starts_with(&OLE2_MAGIC) { None } else { Some(check_kind(sniff, &allowed)?) };
 
     let store = app.store.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk<B>>(CHANNEL_CHUNKS);
+    // Batches of chunks, so the writer thread is woken once per megabyte, not once per socket read.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Chunk<B>>>(CHANNEL_BATCHES);
     // Dropping the sender without reaching `finish` drops the writer, which removes its temp file.
     let writer = tokio::task::spawn_blocking(move || -> Result<BlobWriter, StoreError> {
         let mut w = store.writer()?;
-        while let Some(chunk) = rx.blocking_recv() {
-            w.write(chunk.as_ref())?;
+        while let Some(batch) = rx.blocking_recv() {
+            w.write_chunks(&batch)?;
         }
         Ok(w)
     });
-    let mut first = vec![];
+    let mut batch = vec![];
     if !head.is_empty() {
-        first.push(Chunk::Head(head));
+        batch.push(Chunk::Head(head));
     }
     if let Some(b) = pending {
-        first.push(Chunk::Body(b));
+        batch.push(Chunk::Body(b));
     }
+    let mut batched = size as usize;
     let mut writer_gone = false;
-    for c in first {
-        if tx.send(c).await.is_err() {
-            writer_gone = true;
-        }
-    }
     while !writer_gone {
         match body.next().await {
             None => break,
             Some(Err(e)) => return Err(IngestError::Interrupted(e.to_string())),
             Some(Ok(b)) => {
-                size += b.as_ref().len() as u64;
+                let len = b.as_ref().len();
+                size += len as u64;
                 if size > max {
                     return Err(IngestError::TooLarge { size, max });
                 }
-                writer_gone = tx.send(Chunk::Body(b)).await.is_err();
+                batch.push(Chunk::Body(b));
+                batched += len;
+                if batched >= BATCH_BYTES {
+                    writer_gone = tx.send(std::mem::take(&mut batch)).await.is_err();
+                    batched = 0;
+                }
             }
         }
+    }
+    if !batch.is_empty() && !writer_gone {
+        // A failed send means the writer stopped on an error, which `writer.await` reports.
+        let _ = tx.send(batch).await;
     }
     drop(tx);
     let w = writer.await.map_err(|e| IngestError::Task(e.to_string()))??;
@@ -190,6 +196,7 @@ where
                 detect::detect_file(w.path(), &allowed)?
             }
         };
+        super::check_image(&mut w, &detected, &expected)?;
         let stored = w.finish(Some(&expected)).map_err(|e| match e {
             StoreError::HashMismatch { expected, actual } => IngestError::DigestMismatch { expected, actual },
             other => IngestError::Store(other),

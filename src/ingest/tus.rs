@@ -1,5 +1,5 @@
-//! Resumable uploads, tus 1.0.0 (core, creation, creation-with-upload, termination, expiration,
-//! checksum). Owns the table `uploads` and the partial files under `<data>/uploads/`.
+//! Resumable uploads, tus 1.0.0 (core, creation, creation-with-upload, creation-defer-length,
+//! termination, expiration, checksum). Owns the table `uploads` and the partial files under `<data>/uploads/`.
 //!
 //! Creation makes the media item (status `uploading`) and the upload row, then an empty partial
 //! file. Each PATCH appends through a `BlobWriter` kept in memory between requests (one at a
@@ -16,26 +16,26 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::{Stream, StreamExt};
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::Digest;
 
 use super::detect::{self, DetectError};
 use super::simple::with_full_sync;
-use super::{IngestError, OLE2_MAGIC, simple};
+use super::tus_headers::ChunkHasher;
+pub use super::tus_headers::{Checksum, NewUpload, parse_metadata};
+use super::{BATCH_BYTES, CHANNEL_BATCHES, IngestError, OLE2_MAGIC, simple};
 use crate::App;
 use crate::accounts::login::Actor;
 use crate::clock::Timestamp;
-use crate::db::ids::{CategoryId, MediaId, UserId};
+use crate::db::ids::{MediaId, UserId};
 use crate::insights::audit::{self, Outcome};
 use crate::library::LibraryError;
 use crate::library::media::{self, MediaItem, NewMedia, StoredContent};
 use crate::store::{BlobWriter, Sha256, StoreError};
 
 pub const VERSION: &str = "1.0.0";
-pub const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration,checksum";
+pub const EXTENSIONS: &str =
+    "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum";
 pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
 const UPLOADS_DIR: &str = "uploads";
-/// Chunks in flight between a PATCH and the writer thread.
-const CHANNEL_CHUNKS: usize = 16;
 
 type Slot = Arc<tokio::sync::Mutex<Option<BlobWriter>>>;
 
@@ -73,7 +73,11 @@ pub struct Upload {
     pub id: String,
     pub media_id: MediaId,
     pub owner_id: Option<UserId>,
+    /// The declared length; while `length_deferred`, the most the upload may grow to (the
+    /// maximum size when it was created), so the limit holds before any byte is written.
     pub length: u64,
+    /// Created with `Upload-Defer-Length: 1`; a later PATCH declares `Upload-Length`.
+    pub length_deferred: bool,
     /// The offset last made durable.
     pub received: u64,
     pub expected_sha256: String,
@@ -88,17 +92,26 @@ const SELECT: &str =
     "SELECT id, media_id, owner_id, length, received, expected_sha256, metadata, partial_name,
                              created_at, expires_at FROM uploads";
 
+/// The `metadata` column: the creation's `Upload-Metadata` as sent, and whether the length is
+/// still to come.
+fn metadata_json(raw: &str, deferred: bool) -> String {
+    let mut v = serde_json::json!({ "upload_metadata": raw });
+    if deferred {
+        v["deferred_length"] = serde_json::Value::Bool(true);
+    }
+    v.to_string()
+}
+
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Upload> {
     let metadata: String = r.get(6)?;
-    let raw = serde_json::from_str::<serde_json::Value>(&metadata)
-        .ok()
-        .and_then(|v| v["upload_metadata"].as_str().map(str::to_string))
-        .unwrap_or_default();
+    let json = serde_json::from_str::<serde_json::Value>(&metadata).unwrap_or_default();
+    let raw = json["upload_metadata"].as_str().map(str::to_string).unwrap_or_default();
     Ok(Upload {
         id: r.get(0)?,
         media_id: r.get(1)?,
         owner_id: r.get(2)?,
         length: r.get::<_, i64>(3)?.max(0) as u64,
+        length_deferred: json["deferred_length"].as_bool().unwrap_or(false),
         received: r.get::<_, i64>(4)?.max(0) as u64,
         expected_sha256: r.get(5)?,
         metadata: raw,
@@ -118,67 +131,17 @@ fn expired(conn: &Connection, now: Timestamp) -> Result<Vec<Upload>, LibraryErro
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// `Upload-Metadata`: comma-separated `key base64value` pairs (the value may be absent).
-pub fn parse_metadata(header: &str) -> Result<HashMap<String, String>, IngestError> {
-    use base64::Engine;
-    let mut out = HashMap::new();
-    for pair in header.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
-        let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| {
-            IngestError::BadRequest(format!("Upload-Metadata value of {key:?} is not base64"))
-        })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| IngestError::BadRequest(format!("Upload-Metadata value of {key:?} is not UTF-8")))?;
-        if out.insert(key.to_string(), text).is_some() {
-            return Err(IngestError::BadRequest(format!("Upload-Metadata names {key:?} twice")));
-        }
-    }
-    Ok(out)
-}
-
-/// What a creation request asks for, from its headers.
-#[derive(Debug, Clone)]
-pub struct NewUpload {
-    pub category: CategoryId,
-    pub filename: String,
-    pub title: String,
-    pub length: u64,
-    pub expected: Sha256,
-    pub raw_metadata: String,
-}
-
-impl NewUpload {
-    pub fn from_headers(length: u64, raw_metadata: &str) -> Result<NewUpload, IngestError> {
-        let meta = parse_metadata(raw_metadata)?;
-        let need = |k: &str| {
-            meta.get(k).filter(|v| !v.is_empty()).cloned().ok_or_else(|| {
-                IngestError::BadRequest(format!(
-                    "Upload-Metadata must carry {k:?} (filename, category and sha256 are required)"
-                ))
-            })
-        };
-        let category = need("category")?
-            .trim()
-            .parse()
-            .map_err(|_| IngestError::BadRequest("the category in Upload-Metadata is not a number".into()))?;
-        let expected = Sha256::from_hex(need("sha256")?.trim())
-            .map_err(|e| IngestError::BadDigest(crate::error::AppError::user_message(&e)))?;
-        Ok(NewUpload {
-            category,
-            filename: need("filename")?,
-            title: meta.get("title").cloned().unwrap_or_default(),
-            length,
-            expected,
-            raw_metadata: raw_metadata.to_string(),
-        })
-    }
-}
-
 /// Create the item (status `uploading`), the upload row and its empty partial file. The caller
 /// has checked `contribute` on the category.
-pub async fn create(app: &App, actor: &Actor, new: NewUpload) -> Result<(Upload, MediaItem), IngestError> {
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    mut new: NewUpload,
+) -> Result<(Upload, MediaItem), IngestError> {
     let max = app.config.uploads.max_size_bytes;
-    if new.length > max {
+    if new.deferred {
+        new.length = max;
+    } else if new.length > max {
         simple::record_rejection(
             app,
             actor,
@@ -189,7 +152,7 @@ pub async fn create(app: &App, actor: &Actor, new: NewUpload) -> Result<(Upload,
         .await;
         return Err(IngestError::TooLarge { size: new.length, max });
     }
-    if new.length == 0 {
+    if new.length == 0 && !new.deferred {
         return Err(DetectError::Empty.into());
     }
     let id = hex::encode(rand::random::<[u8; 16]>());
@@ -213,7 +176,7 @@ pub async fn create(app: &App, actor: &Actor, new: NewUpload) -> Result<(Upload,
                     },
                     now,
                 )?;
-                let metadata = serde_json::json!({ "upload_metadata": new.raw_metadata }).to_string();
+                let metadata = metadata_json(&new.raw_metadata, new.deferred);
                 tx.execute(
                     "INSERT INTO uploads (id, media_id, owner_id, length, received, expected_sha256, metadata,
                                           partial_name, created_at, expires_at)
@@ -232,10 +195,13 @@ pub async fn create(app: &App, actor: &Actor, new: NewUpload) -> Result<(Upload,
                 )?;
                 audit::record(
                     &tx,
-                    &actor2
-                        .event("upload.started")
-                        .target("media", item.id, &item.title)
-                        .detail(format!("{} bytes, tus upload {id}", new.length)),
+                    &actor2.event("upload.started").target("media", item.id, &item.title).detail(
+                        if new.deferred {
+                            format!("length to follow, tus upload {id}")
+                        } else {
+                            format!("{} bytes, tus upload {id}", new.length)
+                        },
+                    ),
                     now,
                 )?;
                 let upload = get(&tx, &id)?.ok_or(LibraryError::NotFound("upload"))?;
@@ -261,65 +227,6 @@ pub async fn create(app: &App, actor: &Actor, new: NewUpload) -> Result<(Upload,
         return Err(e.into());
     }
     Ok((upload, item))
-}
-
-/// A per-chunk checksum from `Upload-Checksum: <algorithm> <base64>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Checksum {
-    Sha1(Vec<u8>),
-    Sha256(Vec<u8>),
-}
-
-impl Checksum {
-    pub fn parse(header: &str) -> Result<Checksum, IngestError> {
-        use base64::Engine;
-        let (alg, value) = header
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| IngestError::BadRequest("Upload-Checksum is `<algorithm> <base64>`".into()))?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(value.trim())
-            .map_err(|_| IngestError::BadRequest("the Upload-Checksum value is not base64".into()))?;
-        match alg.to_ascii_lowercase().as_str() {
-            "sha1" => Ok(Checksum::Sha1(bytes)),
-            "sha256" => Ok(Checksum::Sha256(bytes)),
-            other => Err(IngestError::ChecksumAlgorithm(other.to_string())),
-        }
-    }
-
-    fn algorithm(&self) -> &'static str {
-        match self {
-            Checksum::Sha1(_) => "sha1",
-            Checksum::Sha256(_) => "sha256",
-        }
-    }
-}
-
-enum ChunkHasher {
-    Sha1(sha1::Sha1),
-    Sha256(sha2::Sha256),
-}
-
-impl ChunkHasher {
-    fn for_checksum(c: &Checksum) -> ChunkHasher {
-        match c {
-            Checksum::Sha1(_) => ChunkHasher::Sha1(sha1::Sha1::new()),
-            Checksum::Sha256(_) => ChunkHasher::Sha256(sha2::Sha256::new()),
-        }
-    }
-    fn update(&mut self, b: &[u8]) {
-        match self {
-            ChunkHasher::Sha1(h) => h.update(b),
-            ChunkHasher::Sha256(h) => h.update(b),
-        }
-    }
-    fn matches(self, c: &Checksum) -> bool {
-        match (self, c) {
-            (ChunkHasher::Sha1(h), Checksum::Sha1(want)) => h.finalize().as_slice() == want.as_slice(),
-            (ChunkHasher::Sha256(h), Checksum::Sha256(want)) => h.finalize().as_slice() == want.as_slice(),
-            _ => false,
-        }
-    }
 }
 
 /// The state after a PATCH.
@@ -350,13 +257,21 @@ async fn resume(app: &App, upload: &Upload) -> Result<BlobWriter, IngestError> {
     Ok(w)
 }
 
+/// What a PATCH carries besides its body.
+#[derive(Debug, Clone, Default)]
+pub struct PatchHeaders {
+    pub offset: u64,
+    pub checksum: Option<Checksum>,
+    /// `Upload-Length`: declares a deferred length (or repeats the known one).
+    pub length: Option<u64>,
+}
+
 /// Append the PATCH body at `offset`. The caller has checked that the upload is the caller's.
 pub async fn append<S, B, E>(
     app: &App,
     actor: &Actor,
-    upload: Upload,
-    offset: u64,
-    checksum: Option<Checksum>,
+    mut upload: Upload,
+    patch: PatchHeaders,
     mut body: S,
 ) -> Result<Appended, IngestError>
 where
@@ -371,28 +286,41 @@ where
         Some(w) if w.size() == upload.received => w,
         _ => resume(app, &upload).await?,
     };
+    let PatchHeaders { offset, checksum, length } = patch;
     let start = writer.size();
     if offset != start {
         *guard = Some(writer);
         return Err(IngestError::OffsetMismatch { expected: start, got: offset });
     }
+    if let Some(length) = length
+        && let Err(e) = declare_length(app, &mut upload, length, start).await
+    {
+        *guard = Some(writer);
+        return Err(e);
+    }
     let room = upload.length - start;
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<B>(CHANNEL_CHUNKS);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<B>>(CHANNEL_BATCHES);
     let hasher = checksum.as_ref().map(ChunkHasher::for_checksum);
     let task = tokio::task::spawn_blocking(move || {
         let (mut w, mut hasher) = (writer, hasher);
-        while let Some(chunk) = rx.blocking_recv() {
-            if let Err(e) = w.write(chunk.as_ref()) {
+        while let Some(batch) = rx.blocking_recv() {
+            if let Err(e) = w.write_chunks(&batch) {
                 return (w, Err(e), hasher);
             }
             if let Some(h) = &mut hasher {
-                h.update(chunk.as_ref());
+                for chunk in &batch {
+                    h.update(chunk.as_ref());
+                }
             }
         }
+        // The offset the answer reports is durable; the blob store's trail reads it back while
+        // the client sends the next PATCH.
         let synced = w.sync().map(drop);
         (w, synced, hasher)
     });
+    let mut batch = Vec::new();
+    let mut batched = 0usize;
     let mut sent = 0u64;
     let mut refused: Option<IngestError> = None;
     let mut interrupted = false;
@@ -413,14 +341,24 @@ where
                     )));
                     break;
                 }
-                if tx.send(b).await.is_err() {
-                    break;
+                batched += b.as_ref().len();
+                batch.push(b);
+                if batched >= BATCH_BYTES {
+                    batched = 0;
+                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        break;
+                    }
                 }
             }
         }
     }
+    if !batch.is_empty() && refused.is_none() {
+        // A failed send means the writer stopped on an error, which the task's result reports.
+        let _ = tx.send(batch).await;
+    }
     drop(tx);
     let (writer, written, hasher) = task.await.map_err(|e| IngestError::Task(e.to_string()))?;
+
     let checksum_failed = match (&checksum, hasher) {
         (Some(c), Some(h)) if refused.is_none() && !interrupted => (!h.matches(c)).then(|| c.algorithm()),
         // A chunk that cannot be checked (cut short or refused) is not kept.
@@ -429,6 +367,15 @@ where
     };
     if let Err(e) = written {
         drop(writer);
+        if matches!(e, StoreError::DiskFull { .. }) {
+            // Keeping a partial upload on a full disk helps nobody and holds space others need:
+            // remove its bytes and its item now; the client starts again once there is room.
+            // The bytes go first: the database needs room to record the removal.
+            drop(guard);
+            remove_partial(app, &upload).await?;
+            discard(app, &upload, Some(actor), "upload.failed", &e.to_string()).await?;
+            return Err(e.into());
+        }
         *guard = resume(app, &upload).await.ok();
         return Err(e.into());
     }
@@ -468,7 +415,7 @@ where
             return Err(e);
         }
     }
-    if new_offset < upload.length {
+    if upload.length_deferred || new_offset < upload.length {
         *guard = Some(writer);
         return Ok(Appended { offset: new_offset, expires_at, completed: None });
     }
@@ -476,6 +423,52 @@ where
     app.uploads.forget(&upload.id);
     drop(guard);
     Ok(Appended { offset: new_offset, expires_at, completed: Some(item?) })
+}
+
+/// A PATCH's `Upload-Length`: for a deferred upload, the length from now on (checked against
+/// the maximum size and what has arrived before any byte of this PATCH is written); otherwise it
+/// must repeat the length declared at creation.
+async fn declare_length(
+    app: &App,
+    upload: &mut Upload,
+    length: u64,
+    received: u64,
+) -> Result<(), IngestError> {
+    if !upload.length_deferred {
+        return if length == upload.length {
+            Ok(())
+        } else {
+            Err(IngestError::BadRequest(format!(
+                "Upload-Length cannot change: this upload was created with {} bytes",
+                upload.length
+            )))
+        };
+    }
+    let max = app.config.uploads.max_size_bytes;
+    if length > max {
+        return Err(IngestError::TooLarge { size: length, max });
+    }
+    if length == 0 {
+        return Err(DetectError::Empty.into());
+    }
+    if length < received {
+        return Err(IngestError::BadRequest(format!(
+            "Upload-Length {length} is less than the {received} bytes already received"
+        )));
+    }
+    let (id, metadata) = (upload.id.clone(), metadata_json(&upload.metadata, false));
+    app.db
+        .write(move |c| {
+            c.execute(
+                "UPDATE uploads SET length = ?2, metadata = ?3 WHERE id = ?1",
+                params![id, length as i64, metadata],
+            )
+            .map_err(LibraryError::from)
+        })
+        .await?;
+    upload.length = length;
+    upload.length_deferred = false;
+    Ok(())
 }
 
 async fn check_head(app: &App, path: &Path, head_len: u64) -> Result<(), IngestError> {
@@ -501,7 +494,7 @@ async fn complete(
     app: &App,
     actor: &Actor,
     upload: &Upload,
-    writer: BlobWriter,
+    mut writer: BlobWriter,
     path: &Path,
 ) -> Result<MediaItem, IngestError> {
     let allowed = app.config.uploads.kinds();
@@ -509,6 +502,7 @@ async fn complete(
     let expected = Sha256::from_hex(&upload.expected_sha256)?;
     let outcome = tokio::task::spawn_blocking(move || {
         let detected = detect::detect_file(&detect_path, &allowed)?;
+        super::check_image(&mut writer, &detected, &expected)?;
         let stored = writer.finish(Some(&expected)).map_err(|e| match e {
             StoreError::HashMismatch { expected, actual } => IngestError::DigestMismatch { expected, actual },
             other => IngestError::Store(other),
@@ -587,6 +581,10 @@ pub async fn discard(
             Ok::<_, LibraryError>(())
         })
         .await?;
+    remove_partial(app, upload).await
+}
+
+async fn remove_partial(app: &App, upload: &Upload) -> Result<(), IngestError> {
     let path = app.uploads.dir().join(&upload.partial_name);
     tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
@@ -647,6 +645,7 @@ pub async fn expire(app: &App) -> Result<usize, IngestError> {
 mod tests {
     use super::*;
     use crate::clock::Clock;
+    use crate::db::ids::CategoryId;
     use crate::library::categories::{self, NewCategory};
 
     fn app(dir: &Path) -> (App, CategoryId) {
@@ -674,6 +673,7 @@ mod tests {
             filename: "clip.mp4".into(),
             title: String::new(),
             length: data.len() as u64,
+            deferred: false,
             expected: Sha256::digest(data),
             raw_metadata: String::new(),
         }
@@ -687,7 +687,7 @@ mod tests {
         let data = vec![7u8; 1000];
         let (old, _) = create(&app, &actor, new_upload(cat, &data)).await.expect("create");
         let chunk = futures_util::stream::iter([Ok::<_, std::io::Error>(data[..400].to_vec())]);
-        let done = append(&app, &actor, old.clone(), 0, None, chunk).await.expect("append");
+        let done = append(&app, &actor, old.clone(), PatchHeaders::default(), chunk).await.expect("append");
         assert_eq!((done.offset, done.completed.is_some()), (400, false));
         let partial = app.uploads.dir().join(&old.partial_name);
         assert_eq!(std::fs::metadata(&partial).expect("partial").len(), 400);
@@ -720,30 +720,5 @@ mod tests {
             .await
             .expect("audit");
         assert_eq!(events.len(), 1);
-    }
-
-    #[test]
-    fn metadata_and_checksums_parse() {
-        let m = parse_metadata("filename bGVzc29uLm1wNA==,category MQ==, empty").expect("parsed");
-        assert_eq!(m["filename"], "lesson.mp4");
-        assert_eq!(m["category"], "1");
-        assert_eq!(m["empty"], "");
-        assert!(parse_metadata("filename !!!").is_err());
-        assert!(parse_metadata("a MQ==,a MQ==").is_err());
-        let hex = "ab".repeat(32);
-        let raw = format!("filename YS5wbmc=,category Nw==,sha256 {}", {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(&hex)
-        });
-        let n = NewUpload::from_headers(10, &raw).expect("new upload");
-        assert_eq!((n.category, n.filename.as_str(), n.expected.to_hex()), (CategoryId(7), "a.png", hex));
-        let err = NewUpload::from_headers(10, "filename YS5wbmc=,category Nw==").expect_err("no sha256");
-        assert!(err.to_string().contains("sha256"), "{err}");
-
-        assert_eq!(Checksum::parse("sha1 AAAA").expect("sha1"), Checksum::Sha1(vec![0, 0, 0]));
-        assert!(matches!(Checksum::parse("md5 AAAA"), Err(IngestError::ChecksumAlgorithm(_))));
-        let mut h = ChunkHasher::for_checksum(&Checksum::Sha256(vec![]));
-        h.update(b"abc");
-        assert!(h.matches(&Checksum::Sha256(Sha256::digest(b"abc").as_bytes().to_vec())));
     }
 }

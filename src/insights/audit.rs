@@ -100,6 +100,30 @@ pub fn record(conn: &Connection, e: &Event, now: Timestamp) -> Result<AuditId, D
     Ok(AuditId(conn.last_insert_rowid()))
 }
 
+/// Record `e` unless the same action by the same actor (or, for anonymous visitors, the same
+/// address) on the same target was recorded at or after `since`. For events that are counted
+/// once per viewing, not per request (`playback.started`). Run it on the writer connection so
+/// two requests at once cannot both record.
+pub fn record_once_since(
+    conn: &Connection,
+    e: &Event,
+    since: Timestamp,
+    now: Timestamp,
+) -> Result<bool, DbError> {
+    let seen: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM audit_events
+             WHERE action = ?1 AND at >= ?2 AND target_type = ?3 AND target_id = ?4
+               AND ((?5 IS NOT NULL AND actor_id = ?5) OR (?5 IS NULL AND actor_id IS NULL AND client_addr = ?6)))",
+        )?
+        .query_row(params![e.action, since, e.target_type, e.target_id, e.actor_id, e.client_addr], |r| r.get(0))?;
+    if seen {
+        return Ok(false);
+    }
+    record(conn, e, now)?;
+    Ok(true)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
     pub id: AuditId,

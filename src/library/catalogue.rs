@@ -111,6 +111,21 @@ pub fn list_category(
     Ok(Page { total: total.max(0) as u64, items })
 }
 
+/// One page (1-based) of the items `owner` uploaded, newest first: finished, processing,
+/// unfinished and failed ones; not those in the recycle bin or the archive (hidden everywhere).
+pub fn list_owned(conn: &Connection, owner: UserId, page: u32) -> Result<Page, LibraryError> {
+    const WHERE: &str = "m.owner_id = ?1 AND m.status IN ('uploading', 'processing', 'ready', 'failed')";
+    let total: i64 =
+        conn.query_row(&format!("SELECT count(*) FROM media_items m WHERE {WHERE}"), [owner], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM media_items m WHERE {WHERE} ORDER BY {} LIMIT ?2 OFFSET ?3",
+        Sort::Newest.order_by()
+    ))?;
+    let items =
+        stmt.query_map(params![owner, PER_PAGE, offset(page)], from_row)?.collect::<Result<_, _>>()?;
+    Ok(Page { total: total.max(0) as u64, items })
+}
+
 /// User input as an FTS5 query: every word becomes a quoted prefix term and all must match, so
 /// no input is ever an FTS5 syntax error. `None` when there is no word to search for.
 pub fn fts_query(input: &str) -> Option<String> {
@@ -123,7 +138,7 @@ pub fn fts_query(input: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-/// Search titles, descriptions and tags among listed (ready or processing) items in the
+/// Search titles, descriptions, tags and captions among listed (ready or processing) items in the
 /// `viewable` categories, optionally within one of them. Best matches first.
 pub fn search(
     conn: &Connection,
@@ -142,8 +157,16 @@ pub fn search(
     // The category filter is a JSON array bound as one parameter, so the count is computed in
     // SQL over exactly what the person may see.
     let allowed = format!("[{}]", allowed.join(","));
-    const FROM: &str = "FROM media_search s JOIN media_items m ON m.id = s.rowid
-         WHERE media_search MATCH ?1 AND m.status IN ('processing', 'ready')
+    // Matches in titles, descriptions and tags, and in caption text (`captions`); an item found
+    // both ways counts once with its better rank, and caption matches rank below the item's own
+    // words (bm25 ranks are negative: halving moves them towards zero, i.e. later).
+    const FROM: &str = "FROM (SELECT id, min(rank) AS rank FROM (
+             SELECT rowid AS id, rank FROM media_search WHERE media_search MATCH ?1
+             UNION ALL
+             SELECT c.media_id, cs.rank / 2 FROM caption_search cs JOIN captions c ON c.id = cs.rowid
+             WHERE caption_search MATCH ?1
+         ) GROUP BY id) s JOIN media_items m ON m.id = s.id
+         WHERE m.status IN ('processing', 'ready')
            AND m.category_id IN (SELECT value FROM json_each(?2))";
     let total: i64 =
         conn.query_row(&format!("SELECT count(*) {FROM}"), params![fts, allowed], |r| r.get(0))?;
@@ -358,6 +381,23 @@ mod tests {
         assert_eq!(search("magnet", &[f.a], Some(f.b)).total, 0, "within a category not viewable");
         assert_eq!(ids(&search("COMPASS y9", &[f.a], None)), vec![seen.0], "description and tags");
         assert_eq!(search("magnet", &[], None).total, 0);
+        let cues = crate::library::captions::parse(
+            b"WEBVTT\n\n00:01.000 --> 00:02.000\nMagnets and an electromagnet lift scrap\n",
+        )
+        .expect("captions");
+        f.db.write_blocking(|c| crate::library::captions::put(c, hidden, "en", "English", &cues, None, 1))
+            .expect("captions stored");
+        assert_eq!(
+            ids(&search("electromagnet", &[f.a, f.b], None)),
+            vec![hidden.0],
+            "caption text is searched"
+        );
+        assert_eq!(
+            search("electromagnet", &[f.a], None).total,
+            0,
+            "not in a category the caller cannot view"
+        );
+        assert_eq!(search("magnet", &[f.a, f.b], None).total, 2, "an item found twice counts once");
         for odd in ["\"", "* OR", "NEAR(", "a AND", "-", "\u{0}", "title:x", "''", ")(*"] {
             assert!(f.db.read_blocking(|c| super::search(c, odd, &[f.a], None, 1)).is_ok(), "{odd:?}");
         }

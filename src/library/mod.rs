@@ -1,10 +1,12 @@
 //! The school's library: categories now; media items, search, recycle bin and archive arrive
 //! with ingest. Owns the table `categories`.
 
+pub mod captions;
 pub mod catalogue;
 pub mod categories;
 pub mod lifecycle;
 pub mod media;
+pub mod positions;
 pub mod renditions;
 pub mod scrub;
 pub mod thumbnails;

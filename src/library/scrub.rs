@@ -322,6 +322,33 @@ pub fn damage(conn: &Connection, id: MediaId) -> Result<Option<(String, String)>
         .optional()?)
 }
 
+/// A damage mark as people see it (the item page, `GET /api/v1/media/{id}`): since when the
+/// scrub has found the item's stored copy damaged, and what is wrong in words. The scrub's own
+/// detail stays in the audit trail and the command's output: it may name paths on the server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Damage {
+    /// When a scrub first found the problem (Unix seconds, UTC); later scrubs keep it.
+    pub since: Timestamp,
+    /// `missing`, `corrupt` or `unreadable`.
+    pub problem: String,
+    pub detail: String,
+}
+
+/// The item's damage mark, if the last scrub found its original damaged.
+pub fn damaged(conn: &Connection, id: MediaId) -> Result<Option<Damage>, DbError> {
+    Ok(conn
+        .query_row("SELECT problem, detected_at FROM media_damage WHERE media_id = ?1", [id], |r| {
+            let problem: String = r.get(0)?;
+            let detail = match problem.as_str() {
+                "missing" => "The stored copy of the original file is missing.",
+                "corrupt" => "The stored copy of the original file no longer matches its SHA-256 checksum.",
+                _ => "The stored copy of the original file could not be read.",
+            };
+            Ok(Damage { since: r.get(1)?, problem, detail: detail.into() })
+        })
+        .optional()?)
+}
+
 /// The weekly scrub inside `reelbox serve`: `poll` starts one when due and none is running;
 /// dropping this stops a running scrub between two blobs (so shutdown does not wait for it).
 #[derive(Default)]
@@ -549,6 +576,21 @@ mod tests {
             "{audit:?}"
         );
 
+        // What people are shown: since the first scrub that found it (a later one keeps the
+        // date), in words, without the scrub's detail.
+        let first_found = f.clock.now();
+        f.clock.advance(3600);
+        f.scrub();
+        let shown = f.db.read_blocking(|c| damaged(c, rot_id)).expect("damaged").expect("marked");
+        assert_eq!((shown.since, shown.problem.as_str()), (first_found, "corrupt"));
+        assert!(shown.detail.contains("no longer matches its SHA-256"), "{shown:?}");
+        let shown = f.db.read_blocking(|c| damaged(c, lost_id)).expect("damaged").expect("marked");
+        assert_eq!(
+            (shown.problem.as_str(), shown.detail.as_str()),
+            ("missing", "The stored copy of the original file is missing.")
+        );
+        assert_eq!(f.db.read_blocking(|c| damaged(c, ok_id)).expect("damaged"), None);
+
         // Restore the bytes (as from a backup): the next scrub is clean and clears the marks.
         f.store.put_bytes(&rotten, Some(&rot_hash)).expect("replace the corrupt copy");
         f.store.put_bytes(&lost, Some(&lost_hash)).expect("restore the lost blob");
@@ -557,6 +599,7 @@ mod tests {
         assert!(again.is_clean(), "{again:?}");
         for id in [rot_id, lost_id, lost_twin] {
             assert_eq!(f.damage(id), None, "mark of {id} cleared");
+            assert_eq!(f.db.read_blocking(|c| damaged(c, id)).expect("damaged"), None);
         }
     }
 

@@ -123,6 +123,16 @@ pub fn thumbnails_of_file(path: &Path, max_edges: &[u32]) -> Result<Vec<Thumbnai
     scale_all(image, max_edges)
 }
 
+/// Whether the image at `path` decodes, whole, under the same limits as [`thumbnails_of_file`]:
+/// its size (width, height) if it does. Ingest calls this before an image upload is accepted,
+/// so an image that cannot be shown is refused rather than kept.
+pub fn check_file(path: &Path) -> Result<(u32, u32), ThumbnailError> {
+    let io_err = |source| ThumbnailError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let image = decode(ImageReader::new(BufReader::new(file)))?;
+    Ok((image.width(), image.height()))
+}
+
 /// Largest size first, each scaled from the one before: a 40-megapixel photo is filtered once,
 /// not once per size.
 fn scale_all(image: DynamicImage, max_edges: &[u32]) -> Result<Vec<Thumbnail>, ThumbnailError> {

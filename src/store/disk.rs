@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use super::trail::Trail;
 use super::writer::BlobWriter;
 use super::{Sha256, StoreError};
 
@@ -49,6 +50,15 @@ pub struct Stored {
     pub size: u64,
     /// The content was already stored (and verified intact); nothing new was written.
     pub deduplicated: bool,
+}
+
+/// How `commit` re-reads a blob after the rename.
+#[derive(Debug)]
+pub(super) enum Verify {
+    /// Read the whole file back at its new name.
+    ReadBack,
+    /// The writer's trail has read back what was fsynced so far; it reads the rest.
+    Trail(Trail),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,9 +250,9 @@ impl BlobStore {
 
     /// Put a finished, fsynced temp file in place as the blob `hash` and verify it there. On a
     /// dedup hit `temp` is removed and the existing blob is kept.
-    pub(super) fn commit(&self, temp: &Path, hash: Sha256, size: u64) -> Result<Stored> {
+    pub(super) fn commit(&self, temp: &Path, hash: Sha256, size: u64, verify: Verify) -> Result<Stored> {
         let _turn = self.take_turn(hash);
-        let stored = self.commit_in_turn(temp, hash, size)?;
+        let stored = self.commit_in_turn(temp, hash, size, verify)?;
         // Still inside the turn, so `remove_unreferenced` (which takes the same turn) sees it.
         self.note_handed_out(hash);
         Ok(stored)
@@ -293,7 +303,7 @@ impl BlobStore {
         Ok(Removal::Removed)
     }
 
-    fn commit_in_turn(&self, temp: &Path, hash: Sha256, size: u64) -> Result<Stored> {
+    fn commit_in_turn(&self, temp: &Path, hash: Sha256, size: u64, verify: Verify) -> Result<Stored> {
         let dest = self.path(&hash);
         match fs::metadata(&dest) {
             Ok(meta) if meta.len() == size => {
@@ -327,8 +337,19 @@ impl BlobStore {
         #[cfg(test)]
         self.inject_corruption(&dest);
 
-        let file = File::open(&dest).map_err(|e| StoreError::io_at("opening", &dest, e))?;
-        let (actual, actual_size) = hash_reader(file, &dest)?;
+        let (actual, actual_size) = match verify {
+            Verify::Trail(trail) => {
+                let read = trail.finish(size)?;
+                let meta = fs::metadata(&dest).map_err(|e| StoreError::io_at("reading", &dest, e))?;
+                if (meta.dev(), meta.ino()) == (read.dev, read.ino) {
+                    (read.hash, read.size)
+                } else {
+                    // Something replaced the file under its new name: judge what is there now.
+                    read_back(&dest)?
+                }
+            }
+            Verify::ReadBack => read_back(&dest)?,
+        };
         if actual != hash || actual_size != size {
             tracing::error!(%hash, %actual, size, actual_size, path = %dest.display(),
                 "blob read back after writing does not match what was written; removed it — check the disk");
@@ -348,11 +369,12 @@ impl BlobStore {
         self.0.corrupt_next_commit.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Flips the last byte: a trailing verifier has not read it before the rename.
     #[cfg(test)]
     fn inject_corruption(&self, dest: &Path) {
         if self.0.corrupt_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst) {
             let mut bytes = fs::read(dest).unwrap_or_default();
-            if let Some(b) = bytes.first_mut() {
+            if let Some(b) = bytes.last_mut() {
                 *b ^= 0xff;
             }
             let _ = fs::write(dest, bytes);
@@ -381,6 +403,11 @@ impl Drop for Turn<'_> {
         committing.remove(&self.hash);
         self.store.0.committed.notify_all();
     }
+}
+
+fn read_back(path: &Path) -> Result<(Sha256, u64)> {
+    let file = File::open(path).map_err(|e| StoreError::io_at("opening", path, e))?;
+    hash_reader(file, path)
 }
 
 fn not_found_or(hash: &Sha256, what: &str, path: &Path, e: io::Error) -> StoreError {

@@ -6,6 +6,10 @@
 //! place, fsync the directory, re-read the stored file and verify its hash. Only after that
 //! returns `Ok` may the caller commit the database row that points to the blob.
 //!
+//! Large writes overlap those steps: a trailing thread per writer fsyncs what has been written
+//! in steps while more arrives and reads back each range once it is durable (`trail`), so only
+//! the tail is fsynced and re-read after the last byte.
+//!
 //! All I/O here is blocking: call it from `tokio::task::spawn_blocking` (or a job thread), never
 //! from an async worker. `BlobStore` is cheap to clone and safe to share between threads.
 //!
@@ -14,6 +18,7 @@
 
 mod disk;
 mod hash;
+mod trail;
 mod writer;
 
 #[cfg(test)]

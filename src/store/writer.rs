@@ -2,13 +2,14 @@
 //! writer and removed if the writer is dropped unfinished.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, IoSlice, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
 
-use super::disk::{IO_CHUNK, read_some, remove_quietly};
+use super::disk::{IO_CHUNK, Verify, read_some, remove_quietly};
+use super::trail::{Trail, WRITEBACK_STEP};
 use super::{BlobStore, Sha256, StoreError, Stored};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -38,6 +39,11 @@ enum State {
 /// hash, so `finish` knows the SHA-256 without reading the file again before it is in place.
 /// The file is locked (flock) for as long as the writer lives: the temp sweep leaves it
 /// alone, and a second writer cannot resume the same partial upload.
+///
+/// Once a writer has more than a few megabytes (or is synced by its caller), a trailing thread
+/// (`trail`) makes the written ranges durable while more arrives and reads each durable range
+/// back to hash it, so the final fsync and the read-back verification overlap the upload
+/// instead of following it.
 #[derive(Debug)]
 pub struct BlobWriter {
     store: BlobStore,
@@ -45,6 +51,9 @@ pub struct BlobWriter {
     file: BufWriter<File>,
     hasher: sha2::Sha256,
     size: u64,
+    /// `size` when the trail was last told how far the file is written.
+    told: u64,
+    trail: Option<Trail>,
     owner: Owner,
     state: State,
 }
@@ -146,6 +155,8 @@ impl BlobWriter {
             file: BufWriter::with_capacity(IO_CHUNK, file),
             hasher,
             size,
+            told: 0,
+            trail: None,
             owner,
             state: State::Open,
         }
@@ -162,7 +173,56 @@ impl BlobWriter {
         // detected at run time, so hashing keeps up with the disk.
         self.hasher.update(buf);
         self.size += buf.len() as u64;
+        self.keep_trail_up()
+    }
+
+    /// Append several buffers (say, the chunks a request body arrived in) with as few system
+    /// calls as possible and no copy through the writer's buffer, and hash them.
+    pub fn write_chunks<B: AsRef<[u8]>>(&mut self, chunks: &[B]) -> Result<()> {
+        self.check_open()?;
+        let total: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
+        if total < IO_CHUNK / 4 {
+            for c in chunks {
+                self.write(c.as_ref())?;
+            }
+            return Ok(());
+        }
+        let written = self.file.flush().and_then(|()| {
+            let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c.as_ref())).collect();
+            write_all_vectored(self.file.get_mut(), &mut slices)
+        });
+        if let Err(e) = written {
+            self.state = State::Failed;
+            return Err(StoreError::io_at("writing", &self.path, e));
+        }
+        for c in chunks {
+            self.hasher.update(c.as_ref());
+        }
+        self.size += total as u64;
+        self.keep_trail_up()
+    }
+
+    /// Tell the trail (starting it once there is enough to sync) how far the file is written.
+    fn keep_trail_up(&mut self) -> Result<()> {
+        if self.size - self.told < WRITEBACK_STEP {
+            return Ok(());
+        }
+        if let Err(e) = self.file.flush() {
+            self.state = State::Failed;
+            return Err(StoreError::io_at("writing", &self.path, e));
+        }
+        let size = self.size;
+        self.trail()?.wrote(size);
+        self.told = size;
         Ok(())
+    }
+
+    fn trail(&mut self) -> Result<&Trail> {
+        let trail = match self.trail.take() {
+            Some(t) => t,
+            None => Trail::start(&self.path, self.file.get_ref(), self.size)?,
+        };
+        Ok(self.trail.insert(trail))
     }
 
     /// Bytes written so far (for a resumed writer: including what was already on disk).
@@ -183,12 +243,18 @@ impl BlobWriter {
             self.state = State::Failed;
             return Err(StoreError::io_at("syncing", &self.path, e));
         }
-        Ok(self.size)
+        // What is durable now can be read back while the caller waits for more bytes.
+        let size = self.size;
+        self.trail()?.synced(size);
+        self.told = size;
+        Ok(size)
     }
 
     /// Store what was written. With `expected` (the digest the client sent), a mismatch stores
     /// nothing. Otherwise: fsync, rename into `blobs/sha256/ab/cd/`, fsync the directory, re-read
-    /// and verify — only after `Ok` may the row that points to the blob be committed.
+    /// and verify — only after `Ok` may the row that points to the blob be committed. With a
+    /// trail, the re-read of the ranges fsynced earlier has already been done; the rest is read
+    /// after the rename, from the same file (checked by device and inode).
     ///
     /// On `Err` a temp file is removed; a resumed caller's file is left where it was, except
     /// after `Corrupt`, when the bytes that failed verification are gone.
@@ -212,7 +278,11 @@ impl BlobWriter {
         // From here on the temp file may already have been renamed into the store; never remove
         // the path afterwards (it is either gone or still our temp, which Drop handles).
         self.state = State::Failed;
-        let stored = self.store.commit(&self.path, hash, self.size)?;
+        let verify = match self.trail.take() {
+            Some(trail) => Verify::Trail(trail),
+            None => Verify::ReadBack,
+        };
+        let stored = self.store.commit(&self.path, hash, self.size, verify)?;
         self.state = State::Done;
         Ok(stored)
     }
@@ -235,6 +305,20 @@ impl Drop for BlobWriter {
             remove_quietly(&self.path);
         }
     }
+}
+
+/// `Write::write_all_vectored` (not stable yet): write every slice, however the kernel splits it.
+fn write_all_vectored(file: &mut File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn lock(file: &File, path: &Path) -> Result<()> {

@@ -64,9 +64,37 @@ pub async fn authenticate(
             Ok(p) => p,
             Err(e) => return Ok(req.error_response(e).map_into_right_body()),
         };
+        let page_of = match &principal {
+            Principal::Session(s) if !is_api_path(req.path()) => Some((s.user.id, s.user.is_admin)),
+            _ => None,
+        };
         req.extensions_mut().insert(principal);
+        if let Some(who) = page_of
+            && let Some(app) = req.app_data::<web::Data<App>>().cloned()
+        {
+            // For the navigation (`crate::web::chrome`), which has no database at hand. Cached
+            // per write generation, so usually free.
+            match access_for(&app, Some(who)).await {
+                Ok(access) => {
+                    req.extensions_mut().insert(NavAccess { manages_any: access.manages_any() });
+                }
+                Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+            }
+        }
     }
     next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// What the navigation of a page needs to know about the person's access.
+#[derive(Debug, Clone, Copy)]
+struct NavAccess {
+    manages_any: bool,
+}
+
+/// Whether the signed-in person manages some category (or is an administrator), as found when
+/// the request was authenticated; false outside pages.
+pub fn manages_any(req: &HttpRequest) -> bool {
+    req.extensions().get::<NavAccess>().is_some_and(|a| a.manages_any)
 }
 
 async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
@@ -117,7 +145,11 @@ fn principal(req: &HttpRequest) -> Principal {
 }
 
 fn is_api(req: &HttpRequest) -> bool {
-    req.path().starts_with("/api/")
+    is_api_path(req.path())
+}
+
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/")
 }
 
 /// Pages a person who must change their password may still use.
@@ -353,7 +385,13 @@ pub async fn access_of(
     app: &App,
     user: Option<&CurrentUser>,
 ) -> Result<Arc<crate::accounts::grants::Access>, WebError> {
-    let who = user.map(|u| (u.user.id, u.user.is_admin));
+    access_for(app, user.map(|u| (u.user.id, u.user.is_admin))).await
+}
+
+async fn access_for(
+    app: &App,
+    who: Option<(crate::db::ids::UserId, bool)>,
+) -> Result<Arc<crate::accounts::grants::Access>, WebError> {
     let generation = app.db.generation();
     if let Some(hit) = app.caches.access(&who, generation) {
         return Ok(hit);

@@ -11,7 +11,7 @@ use actix_web::web;
 
 use crate::App;
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; \
                    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'";
 
 pub async fn security_headers(
@@ -21,10 +21,14 @@ pub async fn security_headers(
     let https = req.app_data::<web::Data<App>>().is_some_and(|a| a.is_https());
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A handler that sets its own policy owns framing too: only `/embed/{id}` does, to let the
+    // configured sites frame it (X-Frame-Options cannot name other origins, so it is left out).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
     h.insert(
         header::HeaderName::from_static("permissions-policy"),
         HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),

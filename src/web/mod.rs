@@ -9,8 +9,10 @@ pub mod assets;
 pub mod auth;
 pub mod cache;
 pub mod error;
+pub mod media_files;
 pub mod middleware;
 pub mod pages;
+pub mod ranges;
 
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, Responder, Route, web};
@@ -99,6 +101,7 @@ where
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = pages::endpoints();
     all.extend(api::endpoints());
+    all.extend(media_files::endpoints());
     all
 }
 
@@ -128,6 +131,8 @@ pub fn chrome(req: &actix_web::HttpRequest, user: Option<&auth::CurrentUser>) ->
         p if p.starts_with("/account") => reelbox_templates::Section::Account,
         "/" => reelbox_templates::Section::Home,
         p if p.starts_with("/categories") => reelbox_templates::Section::Home,
+        p if p.starts_with("/my/uploads") => reelbox_templates::Section::MyUploads,
+        p if p.starts_with("/recycle") => reelbox_templates::Section::Recycle,
         _ => reelbox_templates::Section::None,
     };
     let notice = web::Query::<Notice>::from_query(req.query_string())
@@ -140,6 +145,7 @@ pub fn chrome(req: &actix_web::HttpRequest, user: Option<&auth::CurrentUser>) ->
             name: u.user.shown_name().to_string(),
             username: u.user.username.clone(),
             is_admin: u.user.is_admin,
+            may_recycle: u.user.is_admin || auth::manages_any(req),
         }),
         csrf: user.and_then(|u| u.csrf()).unwrap_or_default().to_string(),
         css_url: assets::url("app.css"),

@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod media;
+pub mod my;
 pub mod pages;
+pub mod player;
 pub mod recycle;
 pub mod upload;
 
@@ -34,6 +36,8 @@ pub enum Section {
     Account,
     Admin,
     Upload,
+    MyUploads,
+    Recycle,
     None,
 }
 
@@ -42,6 +46,8 @@ pub struct NavUser {
     pub name: String,
     pub username: String,
     pub is_admin: bool,
+    /// Administrators and people who manage a category: they get a link to the recycle bin.
+    pub may_recycle: bool,
 }
 
 /// The page frame: skip link, header with navigation, main landmark, footer.
@@ -88,6 +94,10 @@ pub fn layout_with_script(chrome: &Chrome, title: &str, script_url: Option<&str>
                                 ul {
                                     li { a href="/" aria-current=[current(chrome.section == Section::Home)] { "Library" } }
                                     li { a href="/upload" aria-current=[current(chrome.section == Section::Upload)] { "Upload" } }
+                                    li { a href="/my/uploads" aria-current=[current(chrome.section == Section::MyUploads)] { "My uploads" } }
+                                    @if user.may_recycle {
+                                        li { a href="/recycle" aria-current=[current(chrome.section == Section::Recycle)] { "Recycle bin" } }
+                                    }
                                     @if user.is_admin {
                                         li { a href="/admin" aria-current=[current(chrome.section == Section::Admin)] { "Administration" } }
                                     }

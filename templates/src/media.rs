@@ -3,7 +3,7 @@
 
 use maud::{Markup, html};
 
-use crate::{Chrome, breadcrumbs, csrf_field, empty_state, form_error, layout};
+use crate::{Chrome, breadcrumbs, csrf_field, empty_state, form_error, layout, layout_with_script};
 
 /// "1.4 MB", "820 KB", "12 bytes": file sizes for people (decimal units, like file managers).
 pub fn file_size(bytes: u64) -> String {
@@ -99,6 +99,8 @@ pub enum Preview {
         src: String,
         mime: String,
     },
+    /// Our own player over the transcoded renditions (HLS, progressive fallback).
+    Player(Box<crate::player::PlayerView>),
     /// Nothing to show in the page: download only.
     Download,
     /// No bytes yet (uploading) or none to serve (failed).
@@ -125,12 +127,43 @@ pub struct ItemView<'a> {
     pub can_edit: bool,
     /// The person may move it to the recycle bin (owner or manager).
     pub can_delete: bool,
+    pub damage: Option<DamageNotice>,
+    /// Caption tracks, for people who may change them (owner, editor); `None` hides the section.
+    pub captions: Option<Vec<crate::player::CaptionRow>>,
+    /// The iframe code for "Embed", for playable items.
+    pub embed_code: Option<String>,
 }
 
-pub fn item_page(chrome: &Chrome, v: &ItemView<'_>) -> Markup {
-    layout(
+/// The integrity scrub found an item's stored original damaged.
+#[derive(Debug, Clone)]
+pub struct DamageNotice {
+    /// When it was first found, formatted for people.
+    pub since: String,
+    /// What is wrong, in words ("The stored copy of the original file is missing.").
+    pub detail: String,
+}
+
+/// A warning box for an item whose stored copy failed its integrity check; nothing without one.
+pub fn damage_warning(notice: Option<&DamageNotice>) -> Markup {
+    html! {
+        @if let Some(d) = notice {
+            div.callout.damage-warning role="alert" {
+                p {
+                    strong { "This file is damaged. " }
+                    "The stored copy of this file failed its integrity check on " (d.since)
+                    "; an administrator has been told; restore it from backup."
+                }
+                p { (d.detail) }
+            }
+        }
+    }
+}
+
+pub fn item_page(chrome: &Chrome, v: &ItemView<'_>, script: Option<&str>) -> Markup {
+    layout_with_script(
         chrome,
         v.title,
+        script,
         html! {
             (breadcrumbs(&v.trail))
             div.page-head {
@@ -144,6 +177,7 @@ pub fn item_page(chrome: &Chrome, v: &ItemView<'_>) -> Markup {
                     a.button.danger href=(format!("/media/{}/delete", v.id)) { "Move to recycle bin" }
                 }
             }
+            (damage_warning(v.damage.as_ref()))
             div.media-preview {
                 @match &v.preview {
                     Preview::Image { thumbnail, original } => {
@@ -169,6 +203,7 @@ pub fn item_page(chrome: &Chrome, v: &ItemView<'_>) -> Markup {
                             "Your browser cannot play this recording here. Use the download link below."
                         }
                     }
+                    Preview::Player(p) => { (crate::player::player(p)) }
                     Preview::Download => {
                         p { "This document cannot be shown in the browser. Download it to open it." }
                     }
@@ -178,6 +213,7 @@ pub fn item_page(chrome: &Chrome, v: &ItemView<'_>) -> Markup {
             @if let Some(href) = &v.download {
                 p.actions { a.button.primary href=(href) download { "Download " (v.filename) } }
             }
+            @if let Some(code) = &v.embed_code { (crate::player::embed_code(code)) }
             @if !v.description.is_empty() { p.lead.media-description { (v.description) } }
             @if !v.tags.is_empty() {
                 ul.tag-list aria-label="Tags" {
@@ -191,6 +227,7 @@ pub fn item_page(chrome: &Chrome, v: &ItemView<'_>) -> Markup {
                 dt { "File name" } dd { (v.filename) }
                 dt { "SHA-256" } dd { code.hash { (v.sha256) } }
             }
+            @if let Some(tracks) = &v.captions { (crate::player::caption_manager(v.id, tracks)) }
         },
     )
 }

@@ -52,6 +52,17 @@ pub enum P {
     /// Two parameters: a new decodable image in the category (so it has thumbnails), uploaded
     /// by the administrator, and the thumbnail size 320.
     FreshThumbnail(Cat),
+    /// A video item (a real one-second clip) in the category, uploaded by the administrator,
+    /// with files published in the transcoder's layout and English captions.
+    Video(Cat),
+    /// A rung name of the published files of `Video(_)` ("240p").
+    Rung,
+    /// A segment of that rung ("seg-00001.m4s").
+    Segment,
+    /// The English captions file of `Video(_)` ("en.vtt").
+    CaptionFile,
+    /// Two parameters: a new item in the category with English captions, and "en".
+    FreshCaptions(Cat),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +76,8 @@ pub enum Body {
     TusCreate(Cat),
     /// The first bytes of the small PNG at offset 0.
     TusChunk,
+    /// A small SubRip caption file.
+    Captions,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -175,6 +188,25 @@ pub const RECYCLED_IN_C_POST: [u16; 7] = [303, 404, 404, 404, 404, 303, 303];
 /// Someone else's token: hidden from everyone but the administrator.
 pub const fn others_token(anon: u16, ok: u16) -> [u16; 7] {
     [anon, 404, 404, 404, 404, 404, ok]
+}
+
+/// A media file of the item in C and in D (with `more` parameters after the item), and of a
+/// recycled item in C: nothing is served for it, not even to its managers.
+fn media_file_cases(more: &[P]) -> Vec<Case> {
+    let with = |item: P| {
+        let mut params = vec![item];
+        params.extend_from_slice(more);
+        params
+    };
+    vec![
+        Case { params: with(P::Video(Cat::C)), what: "in C", ..case([303, 404, 200, 200, 200, 200, 200]) },
+        Case { params: with(P::Video(Cat::D)), what: "in D", ..case(only_admin_sees_d(303, 200)) },
+        Case {
+            params: with(P::FreshRecycled(Cat::C)),
+            what: "recycled in C",
+            ..case([303, 404, 404, 404, 404, 404, 404])
+        },
+    ]
 }
 
 /// The matrix. Every route of `reelbox::web::endpoints()` appears exactly once.
@@ -288,6 +320,62 @@ pub fn table() -> Vec<Row> {
             ],
         ),
         row(M::GET, "/search", vec![case(EVERYONE_200).query("q=sample")]),
+        // Media files of items (published files in the transcoder's layout): the item's viewers,
+        // never for recycled items; the embed page prompts anonymous visitors to sign in.
+        row(M::GET, "/media/{id}/hls/master.m3u8", media_file_cases(&[])),
+        row(M::GET, "/media/{id}/hls/{rung}/{file}", media_file_cases(&[Rung, Segment])),
+        row(M::GET, "/media/{id}/download.mp4", media_file_cases(&[])),
+        row(M::GET, "/media/{id}/download.m4a", media_file_cases(&[])),
+        row(M::GET, "/media/{id}/poster.jpg", media_file_cases(&[])),
+        row(M::GET, "/media/{id}/sprite.jpg", media_file_cases(&[])),
+        row(M::GET, "/media/{id}/sprite.vtt", media_file_cases(&[])),
+        row(M::GET, "/media/{id}/captions/{lang}.vtt", media_file_cases(&[CaptionFile])),
+        row(
+            M::GET,
+            "/embed/{id}",
+            vec![
+                case([200, 404, 200, 200, 200, 200, 200]).on("in C", &[Video(C)]),
+                case([200, 404, 404, 404, 404, 404, 200]).on("in D", &[Video(D)]),
+            ],
+        ),
+        row(
+            M::GET,
+            "/api/v1/media/{id}/captions",
+            vec![
+                case([401, 404, 200, 200, 200, 200, 200]).on("in C", &[Video(C)]),
+                case(only_admin_sees_d(401, 200)).on("in D", &[Video(D)]),
+            ],
+        ),
+        row(
+            M::POST,
+            "/api/v1/media/{id}/captions",
+            vec![
+                case([401, 404, 403, 403, 201, 201, 201])
+                    .on("in C", &[Video(C)])
+                    .query("lang=en")
+                    .body_tus(Body::Captions),
+                case(only_admin_sees_d(401, 201))
+                    .on("in D", &[Video(D)])
+                    .query("lang=en")
+                    .body_tus(Body::Captions),
+            ],
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/media/{id}/captions/{lang}",
+            vec![
+                case([401, 404, 403, 403, 204, 204, 204]).on("in C", &[FreshCaptions(C)]),
+                case(only_admin_sees_d(401, 204)).on("in D", &[FreshCaptions(D)]),
+            ],
+        ),
+        row(
+            M::PUT,
+            "/api/v1/media/{id}/position",
+            vec![
+                case([401, 404, 204, 204, 204, 204, 204]).on("in C", &[Video(C)]).json(r#"{"seconds": 42}"#),
+                case(only_admin_sees_d(401, 204)).on("in D", &[Video(D)]).json(r#"{"seconds": 42}"#),
+            ],
+        ),
         // My account.
         row(M::GET, "/account", vec![case(PAGE_SIGNED_IN)]),
         row(M::GET, "/account/password", vec![case(PAGE_SIGNED_IN)]),
@@ -638,6 +726,8 @@ pub fn table() -> Vec<Row> {
             vec![case([303, 404, 403, 403, 403, 303, 303]).on("ready in C", &[FreshMedia(C)]).form(&[])],
         ),
         row(M::GET, "/recycle", vec![case(PAGE_SIGNED_IN)]),
+        // My uploads: every signed-in person sees their own list (empty or not).
+        row(M::GET, "/my/uploads", vec![case(PAGE_SIGNED_IN), case(PAGE_SIGNED_IN).query("page=2")]),
         row(
             M::POST,
             "/recycle/{id}/restore",

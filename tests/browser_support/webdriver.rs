@@ -1,5 +1,5 @@
 //! A small W3C WebDriver client over reqwest: just the commands a person's actions need
-//! (open a page, type, click, read, press a key, take a screenshot).
+//! (open a page, type, click, read, press a key, take a screenshot, run a script).
 //!
 //! Why not fantoccini: with its default features off (no TLS stack) it offers no HTTP connector,
 //! and building one needs `hyper-util` as a direct dependency. Plain JSON over loopback HTTP is
@@ -269,6 +269,14 @@ impl Browser {
         }]});
         self.cmd(Method::POST, "/actions", Some(actions)).await?;
         self.cmd(Method::DELETE, "/actions", None).await.map(|_| ())
+    }
+
+    /// Run `script` in the page as the body of a function (its arguments are `args`, as
+    /// `arguments[0]`...) and return what it returns. For what a person does that WebDriver has
+    /// no command for, such as dropping a file from the desktop. (Not every browser test uses it.)
+    #[allow(dead_code)]
+    pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value> {
+        self.cmd(Method::POST, "/execute/sync", Some(json!({ "script": script, "args": args }))).await
     }
 
     /// Save a PNG of the viewport.

@@ -91,11 +91,68 @@ fn filler(seed: u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[0] ^ seed).collect()
 }
 
-/// Recognised by its magic bytes; the rest is filler.
+/// A real PNG (16×16 pixels that depend on `seed`, encoded by the `image` crate) of exactly
+/// `len` bytes when `len` leaves room: the rest is a private ancillary chunk before `IEND`, which
+/// decoders skip. Shorter `len` gives the bare image.
 pub fn png(seed: u8, len: usize) -> Vec<u8> {
-    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0".to_vec();
-    v.extend(filler(seed, len.saturating_sub(v.len())));
+    let img = image::RgbImage::from_fn(16, 16, |x, y| {
+        image::Rgb([(x as u8).wrapping_mul(16) ^ seed, (y as u8).wrapping_mul(16), seed.wrapping_mul(37)])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode a PNG");
+    let mut v = out.into_inner();
+    const IEND_LEN: usize = 12;
+    const CHUNK_OVERHEAD: usize = 12;
+    if len >= v.len() + CHUNK_OVERHEAD {
+        let iend = v.split_off(v.len() - IEND_LEN);
+        let padding = filler(seed, len - v.len() - IEND_LEN - CHUNK_OVERHEAD);
+        png_chunk(&mut v, b"rbPd", &padding);
+        v.extend(iend);
+    }
     v
+}
+
+/// A PNG whose pixel data is cut off after `keep` bytes of the file: the header parses, the
+/// decode fails.
+pub fn broken_png(seed: u8, keep: usize) -> Vec<u8> {
+    // Noise, so the pixel data is ~24 KB whatever the compression.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
+    let noise: Vec<u8> = (0..100 * 80 * 3)
+        .map(|_| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 56) as u8
+        })
+        .collect();
+    let img = image::RgbImage::from_fn(100, 80, |x, y| {
+        let i = ((y * 100 + x) * 3) as usize;
+        image::Rgb([noise[i], noise[i + 1], noise[i + 2]])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode a PNG");
+    let mut v = out.into_inner();
+    assert!(keep > 64 && keep < v.len(), "cut inside the pixel data (the file has {} bytes)", v.len());
+    v.truncate(keep);
+    v
+}
+
+pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&u32::try_from(data.len()).expect("chunk size").to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 pub fn mp4(seed: u8, len: usize) -> Vec<u8> {
@@ -155,4 +212,42 @@ pub async fn status_and_json(res: reqwest::Response) -> (u16, Value) {
 /// The audit events with this action, newest first.
 pub async fn audit(admin: &Api, action: &str) -> Vec<Value> {
     admin.get_json(&format!("/api/v1/audit?action={action}")).await.as_array().cloned().unwrap_or_default()
+}
+
+/// A whole tus upload: creation, then every byte in one PATCH. Returns the PATCH's status and
+/// body (a problem JSON when refused) and the item announced at creation (`X-Media-Id`).
+pub async fn tus_upload(api: &Api, category: i64, filename: &str, body: &[u8]) -> (u16, Value, i64) {
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let metadata = format!(
+        "filename {},category {},sha256 {}",
+        b64(filename.as_bytes()),
+        b64(category.to_string().as_bytes()),
+        b64(sha256_hex(body).as_bytes())
+    );
+    let res = api
+        .client
+        .post(api.url("/api/v1/uploads"))
+        .bearer_auth(&api.token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", body.len().to_string())
+        .header("Upload-Metadata", metadata)
+        .send()
+        .await
+        .expect("tus creation");
+    assert_eq!(res.status().as_u16(), 201, "tus creation of {filename}");
+    let location = crate::common::header(res.headers(), "location");
+    let media: i64 = crate::common::header(res.headers(), "x-media-id").parse().expect("X-Media-Id");
+    let res = api
+        .client
+        .patch(api.url(&location))
+        .bearer_auth(&api.token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Upload-Offset", "0")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("tus PATCH");
+    let (status, json) = status_and_json(res).await;
+    (status, json, media)
 }

@@ -1,13 +1,8 @@
 //! Media items over JSON: the single-request upload for scripts, an item's details and its
 //! original file (ranges, `Repr-Digest`, never rendered by the browser as a page).
 
-use std::io::{Read, Seek, SeekFrom};
-
-use actix_web::body::SizedStream;
 use actix_web::http::{StatusCode, header};
-use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::Stream;
 use serde::Deserialize;
 
 use crate::App;
@@ -21,10 +16,8 @@ use crate::library::media::{self, MediaItem, MediaStatus};
 use crate::store::Sha256;
 use crate::web::auth::{CurrentUser, Viewer, require_role};
 use crate::web::error::WebError;
+use crate::web::ranges;
 use crate::web::{Access, Endpoint, get, post};
-
-/// Bytes read from disk per chunk when serving a file.
-const SERVE_CHUNK: usize = 256 * 1024;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -177,6 +170,7 @@ async fn one(
     let item = visible_item(&app, viewer.0.as_ref(), path.into_inner()).await?;
     let id = item.id;
     let playback = app.db.read(move |c| crate::transcode::playback(c, id)).await?;
+    let damaged = app.db.read(move |c| crate::library::scrub::damaged(c, id)).await?;
     let mut json = serde_json::to_value(&item).map_err(WebError::internal)?;
     if let Some(obj) = json.as_object_mut() {
         obj.insert("playable".into(), playback.playable.into());
@@ -185,6 +179,8 @@ async fn one(
         obj.insert("renditions".into(), serde_json::to_value(&playback.renditions).unwrap_or_default());
         obj.insert("error".into(), serde_json::to_value(&playback.error).unwrap_or_default());
         obj.insert("transcode_state".into(), playback.state.as_str().into());
+        // The integrity scrub found the original damaged: `{since, problem, detail}`, else null.
+        obj.insert("damaged".into(), serde_json::to_value(&damaged).unwrap_or_default());
     }
     Ok(HttpResponse::Ok().json(json))
 }
@@ -234,88 +230,6 @@ pub fn served_content_type(mime: Option<&str>) -> &str {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum RangeRequest {
-    Whole,
-    Part { start: u64, end: u64 },
-    Unsatisfiable,
-}
-
-/// One `bytes=` range against a file of `size` bytes. Several ranges or a malformed header are
-/// answered with the whole file, which RFC 9110 allows.
-fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
-    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else { return RangeRequest::Whole };
-    if spec.contains(',') {
-        return RangeRequest::Whole;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else { return RangeRequest::Whole };
-    let (a, b) = (a.trim(), b.trim());
-    let parsed = match (a.is_empty(), b.is_empty()) {
-        (true, true) => return RangeRequest::Whole,
-        (true, false) => match b.parse::<u64>() {
-            Ok(0) => return RangeRequest::Unsatisfiable,
-            Ok(n) => (size.saturating_sub(n), size.saturating_sub(1)),
-            Err(_) => return RangeRequest::Whole,
-        },
-        (false, _) => {
-            let Ok(start) = a.parse::<u64>() else { return RangeRequest::Whole };
-            let end = if b.is_empty() {
-                size.saturating_sub(1)
-            } else {
-                match b.parse::<u64>() {
-                    Ok(end) if end >= start => end.min(size.saturating_sub(1)),
-                    _ => return RangeRequest::Whole,
-                }
-            };
-            if start >= size {
-                return RangeRequest::Unsatisfiable;
-            }
-            (start, end)
-        }
-    };
-    if size == 0 {
-        return RangeRequest::Unsatisfiable;
-    }
-    RangeRequest::Part { start: parsed.0, end: parsed.1 }
-}
-
-fn file_stream(
-    mut file: std::fs::File,
-    start: u64,
-    len: u64,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = file.seek(SeekFrom::Start(start)) {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-        let mut left = len;
-        while left > 0 {
-            let mut buf = vec![0u8; (left as usize).min(SERVE_CHUNK)];
-            match file.read(&mut buf) {
-                Ok(0) => {
-                    let _ = tx.blocking_send(Err(std::io::ErrorKind::UnexpectedEof.into()));
-                    return;
-                }
-                Ok(n) => {
-                    buf.truncate(n);
-                    left -= n as u64;
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        return; // the client went away
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            }
-        }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
-}
-
 async fn original(
     app: web::Data<App>,
     viewer: Viewer,
@@ -339,13 +253,9 @@ async fn original(
     .map_err(WebError::internal)??;
 
     let etag = format!("\"{hex}\"");
-    let if_range_ok = header_str(&req, header::IF_RANGE).is_none_or(|v| v.trim() == etag);
-    let range =
-        if if_range_ok { parse_range(header_str(&req, header::RANGE), size) } else { RangeRequest::Whole };
+    let plan = ranges::plan(&req, size, &etag);
     let mut res = HttpResponse::build(StatusCode::OK);
-    res.insert_header((header::ETAG, etag))
-        .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header(("Repr-Digest", format!("sha-256=:{}:", hash.to_base64())))
+    res.insert_header(("Repr-Digest", format!("sha-256=:{}:", hash.to_base64())))
         .insert_header((
             header::CONTENT_DISPOSITION,
             content_disposition(
@@ -360,19 +270,9 @@ async fn original(
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CACHE_CONTROL, "private, no-cache"));
-    let (start, len) = match range {
-        RangeRequest::Unsatisfiable => {
-            return Ok(res
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
-                .finish());
-        }
-        RangeRequest::Whole => (0, size),
-        RangeRequest::Part { start, end } => {
-            res.status(StatusCode::PARTIAL_CONTENT)
-                .insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
-            (start, end - start + 1)
-        }
+    let start = match plan {
+        ranges::Plan::Send { start, .. } => start,
+        _ => return Ok(ranges::respond(res, plan, file, size, &etag)),
     };
     if start == 0 {
         // Once per download, not per seek of a player.
@@ -385,27 +285,12 @@ async fn original(
         app.db.write(move |c| audit::record(c, &event, now)).await?;
     }
     res.content_type(served_content_type(item.mime.as_deref()));
-    Ok(res.body(SizedStream::new(len, Box::pin(file_stream(file, start, len)))))
+    Ok(ranges::respond(res, plan, file, size, &etag))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range(None, 10), RangeRequest::Whole);
-        assert_eq!(parse_range(Some("bytes=0-4"), 10), RangeRequest::Part { start: 0, end: 4 });
-        assert_eq!(parse_range(Some("bytes=5-"), 10), RangeRequest::Part { start: 5, end: 9 });
-        assert_eq!(parse_range(Some("bytes=-3"), 10), RangeRequest::Part { start: 7, end: 9 });
-        assert_eq!(parse_range(Some("bytes=-30"), 10), RangeRequest::Part { start: 0, end: 9 });
-        assert_eq!(parse_range(Some("bytes=8-100"), 10), RangeRequest::Part { start: 8, end: 9 });
-        assert_eq!(parse_range(Some("bytes=10-"), 10), RangeRequest::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-0"), 10), RangeRequest::Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=4-2"), 10), RangeRequest::Whole);
-        assert_eq!(parse_range(Some("bytes=0-1,4-5"), 10), RangeRequest::Whole);
-        assert_eq!(parse_range(Some("items=0-1"), 10), RangeRequest::Whole);
-    }
 
     #[test]
     fn downloads_are_never_pages() {

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: everything the admin console does, for scripts (API tokens)
 //! and for the browser (session cookie plus `X-CSRF-Token`). Described at `/api/v1/openapi.json`.
 
+pub mod captions;
 pub mod categories;
 pub mod directory;
 pub mod media;
@@ -16,6 +17,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     let mut all = directory::endpoints();
     all.extend(categories::endpoints());
     all.extend(media::endpoints());
+    all.extend(captions::endpoints());
     all.extend(recycle::endpoints());
     all.extend(search::endpoints());
     all.extend(uploads::endpoints());

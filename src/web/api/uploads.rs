@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use crate::App;
 use crate::accounts::grants::Role;
 use crate::ingest::IngestError;
-use crate::ingest::tus::{self, Checksum, NewUpload, Upload};
+use crate::ingest::tus::{self, Checksum, NewUpload, PatchHeaders, Upload};
 use crate::web::auth::{CurrentUser, require_role};
 use crate::web::error::WebError;
 use crate::web::{Access, Endpoint, Endpoint as E, post};
@@ -28,8 +28,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         post(
             "/api/v1/uploads",
             Access::Category(Role::Contribute),
-            "tus creation (and creation-with-upload): Upload-Length, Upload-Metadata with filename, category, \
-             sha256 (hex of the whole file) and optional title. 201 with Location and X-Media-Id",
+            "tus creation (and creation-with-upload): Upload-Length (or Upload-Defer-Length: 1), Upload-Metadata \
+             with filename, category, sha256 (hex of the whole file) and optional title. 201 with Location and \
+             X-Media-Id",
             create,
         ),
         E::new(
@@ -43,8 +44,9 @@ pub fn endpoints() -> Vec<Endpoint> {
             Method::PATCH,
             "/api/v1/uploads/{id}",
             Access::SignedIn,
-            "tus: append bytes at Upload-Offset (optional Upload-Checksum sha1/sha256; 460 on a mismatch). \
-             The last chunk stores the file after checking its sha256 (460 when it differs)",
+            "tus: append bytes at Upload-Offset (optional Upload-Checksum sha1/sha256; 460 on a mismatch; \
+             Upload-Length once for a deferred length). The last chunk stores the file after checking its sha256 \
+             (460 when it differs)",
             patch,
         ),
         E::new(
@@ -126,15 +128,31 @@ async fn create(
     body: web::Payload,
 ) -> Result<HttpResponse, WebError> {
     check_version(&req)?;
-    if header_str(&req, "upload-defer-length").is_some() {
-        return Err(IngestError::BadRequest(
-            "Upload-Defer-Length is not supported; send Upload-Length".into(),
-        )
-        .into());
-    }
-    let length = parse_u64(&req, "upload-length")?
-        .ok_or_else(|| WebError::from(IngestError::BadRequest("Upload-Length is required".into())))?;
-    let new = NewUpload::from_headers(length, &header_str(&req, "upload-metadata").unwrap_or_default())?;
+    let deferred = match header_str(&req, "upload-defer-length").as_deref() {
+        None => false,
+        Some("1") => true,
+        Some(_) => {
+            return Err(IngestError::BadRequest("Upload-Defer-Length must be 1".into()).into());
+        }
+    };
+    let length = match (parse_u64(&req, "upload-length")?, deferred) {
+        (Some(n), false) => n,
+        (None, true) => 0,
+        (Some(_), true) => {
+            return Err(IngestError::BadRequest(
+                "send either Upload-Length or Upload-Defer-Length: 1, not both".into(),
+            )
+            .into());
+        }
+        (None, false) => {
+            return Err(IngestError::BadRequest(
+                "Upload-Length is required (or Upload-Defer-Length: 1 to send it later)".into(),
+            )
+            .into());
+        }
+    };
+    let mut new = NewUpload::from_headers(length, &header_str(&req, "upload-metadata").unwrap_or_default())?;
+    new.deferred = deferred;
     require_role(&app, Some(&user), new.category, Role::Contribute).await?;
     let actor = user.actor();
     let (upload, item) = tus::create(&app, &actor, new).await?;
@@ -146,7 +164,8 @@ async fn create(
     if has_body && is_offset_stream(&req) {
         // creation-with-upload: the body is the first chunk.
         let checksum = header_str(&req, "upload-checksum").map(|h| Checksum::parse(&h)).transpose()?;
-        let done = tus::append(&app, &actor, upload.clone(), 0, checksum, body).await.map_err(tus_error)?;
+        let patch = PatchHeaders { offset: 0, checksum, length: None };
+        let done = tus::append(&app, &actor, upload.clone(), patch, body).await.map_err(tus_error)?;
         offset = done.offset;
         expires_at = done.expires_at;
         if let Some(item) = done.completed {
@@ -185,9 +204,13 @@ async fn head(
     let upload = own_upload(&app, &user, path.into_inner()).await?;
     let mut res = tus_response(StatusCode::OK);
     res.insert_header(("Upload-Offset", upload.received.to_string()))
-        .insert_header(("Upload-Length", upload.length.to_string()))
         .insert_header(("Upload-Expires", http_date(upload.expires_at)))
         .insert_header(("X-Media-Id", upload.media_id.to_string()));
+    if upload.length_deferred {
+        res.insert_header(("Upload-Defer-Length", "1"));
+    } else {
+        res.insert_header(("Upload-Length", upload.length.to_string()));
+    }
     if !upload.metadata.is_empty() {
         res.insert_header(("Upload-Metadata", upload.metadata.clone()));
     }
@@ -213,8 +236,10 @@ async fn patch(
     let offset = parse_u64(&req, "upload-offset")?
         .ok_or_else(|| WebError::from(IngestError::BadRequest("Upload-Offset is required".into())))?;
     let checksum = header_str(&req, "upload-checksum").map(|h| Checksum::parse(&h)).transpose()?;
+    let length = parse_u64(&req, "upload-length")?;
     let media_id = upload.media_id;
-    let done = tus::append(&app, &user.actor(), upload, offset, checksum, body).await.map_err(tus_error)?;
+    let patch = PatchHeaders { offset, checksum, length };
+    let done = tus::append(&app, &user.actor(), upload, patch, body).await.map_err(tus_error)?;
     let mut res = tus_response(StatusCode::NO_CONTENT);
     res.insert_header(("Upload-Offset", done.offset.to_string()))
         .insert_header(("Upload-Expires", http_date(done.expires_at)))

@@ -132,8 +132,13 @@ async fn item(
             original: format!("{original}?inline=true"),
         },
         (true, Some(MediaKind::Image)) => Preview::ImageLink { original: format!("{original}?inline=true") },
-        (true, Some(MediaKind::Video)) => Preview::Video { src: original.clone(), mime },
-        (true, Some(MediaKind::Audio)) => Preview::Audio { src: original.clone(), mime },
+        (true, Some(MediaKind::Video | MediaKind::Audio)) => {
+            match super::playback::player_view(&app, user, &item, may_edit(&access, user, &item)).await? {
+                Some(view) => Preview::Player(Box::new(view)),
+                None if item.kind == Some(MediaKind::Audio) => Preview::Audio { src: original.clone(), mime },
+                None => Preview::Video { src: original.clone(), mime },
+            }
+        }
         (true, Some(kind)) if disposition_for(kind, &mime) == Disposition::Inline => {
             Preview::Pdf { src: format!("{original}?inline=true") }
         }
@@ -141,6 +146,11 @@ async fn item(
     };
     let tags: Vec<String> =
         item.tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+    let has_player = matches!(preview, Preview::Player(_));
+    let can_edit = may_edit(&access, user, &item);
+    let captions =
+        if has_player && can_edit { Some(super::playback::caption_rows(&app, id).await?) } else { None };
+    let embed_code = has_player.then(|| super::playback::embed_snippet(&app, &req, &item));
     let view = ItemView {
         id: id.0,
         title: &item.title,
@@ -156,13 +166,17 @@ async fn item(
         filename: &item.original_filename,
         preview,
         download: has_bytes.then_some(original),
-        can_edit: may_edit(&access, user, &item),
+        can_edit,
         // Owners may recycle their own items, managers anything in the category (as the API).
         can_delete: item.status.is_listed()
             && (user.is_some_and(|u| item.owner_id == Some(u.user.id))
                 || access.can(item.category_id, Role::Manage)),
+        damage: super::damage_notice(&app, id).await?,
+        captions,
+        embed_code,
     };
-    Ok(html(item_page(&chrome(&req, user), &view)))
+    let script = has_player.then(|| crate::web::assets::url("player.js"));
+    Ok(html(item_page(&chrome(&req, user), &view, script.as_deref())))
 }
 
 /// The item, if `user` may see and edit it: 404 when it may not be seen, 403 when only seen.

@@ -6,6 +6,8 @@ pub mod admin;
 pub mod auth;
 pub mod library;
 pub mod media;
+pub mod my;
+pub mod playback;
 pub mod recycle;
 pub mod upload;
 
@@ -20,9 +22,11 @@ pub fn endpoints() -> Vec<Endpoint> {
     all.extend(library::endpoints());
     all.extend(recycle::endpoints());
     all.extend(media::endpoints());
+    all.extend(playback::endpoints());
     all.extend(account::endpoints());
     all.extend(admin::endpoints());
     all.extend(upload::endpoints());
+    all.extend(my::endpoints());
     all
 }
 
@@ -41,4 +45,16 @@ pub fn see_other(to: &str) -> HttpResponse {
 /// Only same-site relative paths may be used as a post-sign-in destination.
 pub fn safe_next(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") { next } else { "/" }
+}
+
+/// The damage warning for an item's page, when the integrity scrub marked its original.
+pub async fn damage_notice(
+    app: &crate::App,
+    id: crate::db::ids::MediaId,
+) -> Result<Option<reelbox_templates::media::DamageNotice>, super::error::WebError> {
+    let damaged = app.db.read(move |c| crate::library::scrub::damaged(c, id)).await?;
+    Ok(damaged.map(|d| reelbox_templates::media::DamageNotice {
+        since: crate::clock::format_utc(d.since),
+        detail: d.detail,
+    }))
 }
