@@ -353,6 +353,14 @@ fn test_pattern_video(dir: &Path, name: &str) -> PathBuf {
     out
 }
 
+/// The row of one item on "My uploads": its status, the bar's value and the progress words.
+const READ_ROW: &str = "const tr = document.querySelector(`tr[data-media-id='${arguments[0]}']`);
+    if (!tr) return null;
+    const bar = tr.querySelector('progress');
+    const text = tr.querySelector('span.my-progress-text');
+    return { status: tr.dataset.status || '', percent: bar ? Number(bar.getAttribute('value')) : null,
+             text: text ? text.textContent : '' };";
+
 /// The contributor uploads a video and opens "My uploads" while it is converted: the row's
 /// progress and words follow the job without a reload, and the row turns "Ready" at the end.
 async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
@@ -393,16 +401,15 @@ async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut seen: Vec<(String, Option<u32>, String)> = Vec::new();
     loop {
-        let tr = b.find_xpath(&row).await?;
-        let status = b.attr(&tr, "data-status").await?.unwrap_or_default();
-        let percent = match b.try_find_xpath(&format!("{row}//progress")).await? {
-            Some(bar) => b.attr(&bar, "value").await?.and_then(|v| v.parse::<f64>().ok()).map(|v| v as u32),
-            None => None,
-        };
-        let text = match b.try_find_xpath(&format!("{row}//span[@class='my-progress-text']")).await? {
-            Some(t) => b.text(&t).await?,
-            None => String::new(),
-        };
+        // One script reads the row at one instant: the page replaces its parts as it updates, so
+        // separate WebDriver lookups could see an element vanish between two of them.
+        let state = b.execute(READ_ROW, vec![json!(id)]).await?;
+        if state.is_null() {
+            return Err(format!("row {row} is not on the page: {seen:?}"));
+        }
+        let status = state["status"].as_str().unwrap_or_default().to_owned();
+        let percent = state["percent"].as_f64().map(|v| v as u32);
+        let text = state["text"].as_str().unwrap_or_default().to_owned();
         let now = (status.clone(), percent, text);
         if seen.last() != Some(&now) {
             seen.push(now);
