@@ -142,9 +142,7 @@ fn publish_rungs(
     for &i in which {
         let r = &plan.rungs[i];
         let done = dir.join(".work").join("hls").join(&r.name);
-        if !done.join("index.m3u8").is_file() {
-            return Err(ToolError::Io(format!("ffmpeg finished without writing the {} playlist", r.name)));
-        }
+        written_whole(&done, &r.name)?;
         publish_path(&done, &hls.join(&r.name))?;
     }
     let now = ctx.clock.now();
@@ -163,6 +161,26 @@ fn publish_rungs(
         Ok::<_, TranscodeError>(listed)
     })?;
     write_atomic(&hls.join("master.m3u8"), ladder::master_playlist(&listed).as_bytes())
+}
+
+/// A rung ffmpeg says it finished is whole: its playlist ends, and every file it lists (and the
+/// init segment) is there and not empty. ffmpeg 5.1's HLS muxer ignores failed segment writes
+/// (a full disk leaves empty files and exit status 0), so this is checked, not assumed.
+fn written_whole(dir: &Path, name: &str) -> Result<(), ToolError> {
+    let incomplete = |why: String| ToolError::Io(format!("ffmpeg wrote an incomplete {name} rendition: {why}"));
+    let playlist = fs::read_to_string(dir.join("index.m3u8"))
+        .map_err(|e| incomplete(format!("no playlist ({e})")))?;
+    if !playlist.contains("#EXT-X-ENDLIST") {
+        return Err(incomplete("the playlist has no end".into()));
+    }
+    let files = playlist.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    for file in std::iter::once("init.mp4").chain(files) {
+        let len = fs::metadata(dir.join(file)).map(|m| m.len()).unwrap_or(0);
+        if len == 0 {
+            return Err(incomplete(format!("{file} is missing or empty (is the disk full?)")));
+        }
+    }
+    Ok(())
 }
 
 type Listed = (String, u32, u32, u64, String);
