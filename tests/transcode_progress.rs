@@ -71,3 +71,24 @@ async fn progress_moves_during_a_conversion_and_never_goes_back() {
     eprintln!("progress seen: {seen:?}");
     assert!(eta_seen, "an estimate was given while running: {seen:?}");
 }
+
+/// The conversion fields of an item are in the API's answer and in the OpenAPI document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conversion_fields_are_documented_and_present() {
+    const FIELDS: [&str; 7] =
+        ["playable", "progress", "eta_seconds", "renditions", "error", "transcode_state", "damaged"];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let site = Site::start(dir.path()).await;
+    let doc = site.teacher.get_json("/api/v1/openapi.json").await;
+    let get = &doc["paths"]["/api/v1/media/{id}"]["get"]["responses"]["200"];
+    assert_eq!(get["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/MediaItem", "{get}");
+    let props = &doc["components"]["schemas"]["MediaItem"]["properties"];
+    let src = clip(dir.path(), "beep.wav", &["-f", "lavfi", "-i", "sine=duration=1"]);
+    let id = site.upload(&src).await;
+    let item = site.item(id).await;
+    for f in FIELDS {
+        assert!(props.get(f).is_some(), "{f} documented: {props}");
+        assert!(item.get(f).is_some(), "{f} in the item: {item}");
+    }
+    assert!(item.get("state").is_none(), "named transcode_state, beside the item's status: {item}");
+}
