@@ -102,13 +102,17 @@ async fn sigterm_during_a_transcode_stops_ffmpeg_and_requeues_the_job() {
     let asked = Instant::now();
     let status = site.server.terminate(Duration::from_secs(5));
     let took = asked.elapsed();
-    let status = status.unwrap_or_else(|| panic!("still running 5 s after SIGTERM:\n{}", site.server.stderr()));
+    let status =
+        status.unwrap_or_else(|| panic!("still running 5 s after SIGTERM:\n{}", site.server.stderr()));
     assert!(status.success(), "exit {status}: {}", site.server.stderr());
     eprintln!("stopped {took:?} after SIGTERM");
     let left = processes_of(server_pid, &needle);
     assert!(left.is_empty(), "processes left behind: {left:?}");
     assert_eq!(
-        site.query_i64("SELECT state = 'queued' AND worker IS NULL FROM transcode_jobs WHERE media_id = ?1", id),
+        site.query_i64(
+            "SELECT state = 'queued' AND worker IS NULL FROM transcode_jobs WHERE media_id = ?1",
+            id
+        ),
         1,
         "the job is back in the queue"
     );

@@ -81,7 +81,10 @@ async fn the_conversion_fields_are_documented_and_present() {
     let site = Site::start(dir.path()).await;
     let doc = site.teacher.get_json("/api/v1/openapi.json").await;
     let get = &doc["paths"]["/api/v1/media/{id}"]["get"]["responses"]["200"];
-    assert_eq!(get["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/MediaItem", "{get}");
+    assert_eq!(
+        get["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/MediaItem",
+        "{get}"
+    );
     let props = &doc["components"]["schemas"]["MediaItem"]["properties"];
     let src = clip(dir.path(), "beep.wav", &["-f", "lavfi", "-i", "sine=duration=1"]);
     let id = site.upload(&src).await;

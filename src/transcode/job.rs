@@ -167,9 +167,10 @@ fn publish_rungs(
 /// init segment) is there and not empty. ffmpeg 5.1's HLS muxer ignores failed segment writes
 /// (a full disk leaves empty files and exit status 0), so this is checked, not assumed.
 fn written_whole(dir: &Path, name: &str) -> Result<(), ToolError> {
-    let incomplete = |why: String| ToolError::Io(format!("ffmpeg wrote an incomplete {name} rendition: {why}"));
-    let playlist = fs::read_to_string(dir.join("index.m3u8"))
-        .map_err(|e| incomplete(format!("no playlist ({e})")))?;
+    let incomplete =
+        |why: String| ToolError::Io(format!("ffmpeg wrote an incomplete {name} rendition: {why}"));
+    let playlist =
+        fs::read_to_string(dir.join("index.m3u8")).map_err(|e| incomplete(format!("no playlist ({e})")))?;
     if !playlist.contains("#EXT-X-ENDLIST") {
         return Err(incomplete("the playlist has no end".into()));
     }
