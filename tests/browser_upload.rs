@@ -393,16 +393,23 @@ async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut seen: Vec<(String, Option<u32>, String)> = Vec::new();
     loop {
-        let tr = b.find_xpath(&row).await?;
-        let status = b.attr(&tr, "data-status").await?.unwrap_or_default();
-        let percent = match b.try_find_xpath(&format!("{row}//progress")).await? {
-            Some(bar) => b.attr(&bar, "value").await?.and_then(|v| v.parse::<f64>().ok()).map(|v| v as u32),
-            None => None,
-        };
-        let text = match b.try_find_xpath(&format!("{row}//span[@class='my-progress-text']")).await? {
-            Some(t) => b.text(&t).await?,
-            None => String::new(),
-        };
+        // Status, bar and words read in one script, at one instant: separate reads could
+        // straddle an update of the row.
+        let state = b
+            .execute(
+                "const tr = document.querySelector(`tr[data-media-id='${arguments[0]}']`);
+                 if (!tr) return null;
+                 const bar = tr.querySelector('progress');
+                 const words = tr.querySelector('span.my-progress-text');
+                 return [tr.getAttribute('data-status') || '',
+                         bar ? bar.getAttribute('value') : null,
+                         words ? words.innerText.trim() : ''];",
+                vec![json!(id)],
+            )
+            .await?;
+        let status = state[0].as_str().ok_or_else(|| format!("no row for item {id}: {state}"))?.to_string();
+        let percent = state[1].as_str().and_then(|v| v.parse::<f64>().ok()).map(|v| v as u32);
+        let text = state[2].as_str().unwrap_or_default().to_string();
         let now = (status.clone(), percent, text);
         if seen.last() != Some(&now) {
             seen.push(now);
