@@ -353,14 +353,6 @@ fn test_pattern_video(dir: &Path, name: &str) -> PathBuf {
     out
 }
 
-/// The row of one item on "My uploads": its status, the bar's value and the progress words.
-const READ_ROW: &str = "const tr = document.querySelector(`tr[data-media-id='${arguments[0]}']`);
-    if (!tr) return null;
-    const bar = tr.querySelector('progress');
-    const text = tr.querySelector('span.my-progress-text');
-    return { status: tr.dataset.status || '', percent: bar ? Number(bar.getAttribute('value')) : null,
-             text: text ? text.textContent : '' };";
-
 /// The contributor uploads a video and opens "My uploads" while it is converted: the row's
 /// progress and words follow the job without a reload, and the row turns "Ready" at the end.
 async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
@@ -401,15 +393,23 @@ async fn live_progress_scenario(ctx: &Ctx<'_>, video: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut seen: Vec<(String, Option<u32>, String)> = Vec::new();
     loop {
-        // One script reads the row at one instant: the page replaces its parts as it updates, so
-        // separate WebDriver lookups could see an element vanish between two of them.
-        let state = b.execute(READ_ROW, vec![json!(id)]).await?;
-        if state.is_null() {
-            return Err(format!("row {row} is not on the page: {seen:?}"));
-        }
-        let status = state["status"].as_str().unwrap_or_default().to_owned();
-        let percent = state["percent"].as_f64().map(|v| v as u32);
-        let text = state["text"].as_str().unwrap_or_default().to_owned();
+        // Status, bar and words read in one script, at one instant: separate reads could
+        // straddle an update of the row.
+        let state = b
+            .execute(
+                "const tr = document.querySelector(`tr[data-media-id='${arguments[0]}']`);
+                 if (!tr) return null;
+                 const bar = tr.querySelector('progress');
+                 const words = tr.querySelector('span.my-progress-text');
+                 return [tr.getAttribute('data-status') || '',
+                         bar ? bar.getAttribute('value') : null,
+                         words ? words.innerText.trim() : ''];",
+                vec![json!(id)],
+            )
+            .await?;
+        let status = state[0].as_str().ok_or_else(|| format!("no row for item {id}: {state}"))?.to_string();
+        let percent = state[1].as_str().and_then(|v| v.parse::<f64>().ok()).map(|v| v as u32);
+        let text = state[2].as_str().unwrap_or_default().to_string();
         let now = (status.clone(), percent, text);
         if seen.last() != Some(&now) {
             seen.push(now);

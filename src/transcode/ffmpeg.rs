@@ -213,14 +213,79 @@ pub fn run(
     if children.stopping() {
         return Err(ToolError::Cancelled);
     }
-    if status.code().is_none() {
-        return Err(ToolError::Killed { detail: format!("{status}; {}", last_lines(&tail, 3)) });
-    }
     let all = format!("{}\n{tail}", errors.join("\n"));
-    if all.contains("No space left on device") {
-        return Err(ToolError::DiskFull { detail: tail });
+    Err(match classify(status.code(), &all) {
+        Verdict::Killed => ToolError::Killed { detail: format!("{status}; {}", last_lines(&tail, 3)) },
+        Verdict::DiskFull => ToolError::DiskFull { detail: tail },
+        Verdict::OurSide => ToolError::Io(format!("ffmpeg failed ({status}): {}", last_lines(&tail, 3))),
+        Verdict::Source => ToolError::Source { message: human_message(&errors, &tail), detail: tail },
+    })
+}
+
+/// Whose fault a failed ffmpeg run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Stopped by a signal (the OOM killer, an operator): try again later.
+    Killed,
+    /// Our disk is full: try again later.
+    DiskFull,
+    /// Our side (writing the output, memory, files): try again later.
+    OurSide,
+    /// The source cannot be read or decoded: retrying will not help.
+    Source,
+}
+
+/// Messages of the system (strerror) that point at our side, not at the source.
+const OUR_SIDE: [&str; 11] = [
+    "No such file or directory",
+    "Permission denied",
+    "Input/output error",
+    "Read-only file system",
+    "Cannot allocate memory",
+    "Too many open files",
+    "Broken pipe",
+    "Resource temporarily unavailable",
+    "Failed to open segment",
+    "Error writing trailer",
+    "Operation not permitted",
+];
+
+/// What ffmpeg says when the source itself is broken or unusable.
+const SOURCE: [&str; 14] = [
+    "Invalid data found when processing input",
+    "moov atom not found",
+    "corrupt decoded frame",
+    "Error while decoding",
+    "could not find codec parameters",
+    "Could not find codec parameters",
+    "matches no streams",
+    "does not contain any stream",
+    "Decoding requested, but no decoder",
+    "Unsupported codec",
+    "EBML header parsing failed",
+    "Invalid NAL unit",
+    "no frame!",
+    "Failed to read frame size",
+];
+
+/// Judge a failed run from its exit status (`code` is None when a signal ended it) and what it
+/// wrote to stderr. Only a source that cannot be decoded fails at once; anything that may be
+/// ours (output I/O, a full disk, a signal, an unknown message) is retried with backoff.
+pub fn classify(code: Option<i32>, stderr: &str) -> Verdict {
+    // ffmpeg exits 255 after catching SIGTERM or SIGINT ("Exiting normally, received signal 15.").
+    if code.is_none() || stderr.contains("received signal") {
+        return Verdict::Killed;
     }
-    Err(ToolError::Source { message: human_message(&errors, &tail), detail: tail })
+    if stderr.contains("No space left on device") || stderr.contains("Disk quota exceeded") {
+        return Verdict::DiskFull;
+    }
+    if OUR_SIDE.iter().any(|p| stderr.contains(p)) {
+        return Verdict::OurSide;
+    }
+    if SOURCE.iter().any(|p| stderr.contains(p)) {
+        return Verdict::Source;
+    }
+    Verdict::OurSide
 }
 
 /// `[hls @ 0x55…] [error] Failed to open` → `Failed to open`: the bracketed context and level
@@ -285,6 +350,43 @@ mod tests {
         );
         let m = human_message(&["moov atom not found".into(), "Conversion failed!".into()], "");
         assert!(m.ends_with("moov atom not found"), "{m}");
+    }
+
+    /// Real stderr of ffmpeg 5.1 (`-loglevel level+info`), captured from failing runs.
+    #[test]
+    fn failures_are_told_apart_on_real_stderr() {
+        let cases: [(&str, Option<i32>, &str); 8] = [
+            // A file of random bytes named .mp4.
+            ("garbage", Some(1), include_str!("stderr/garbage.txt")),
+            // An AVI with damaged bytes, decoded with -xerror.
+            ("corrupt", Some(1), include_str!("stderr/corrupt.txt")),
+            // `-map 0:v:0` on a WAV file.
+            ("nostream", Some(1), include_str!("stderr/nostream.txt")),
+            // Output to /dev/full.
+            ("full", Some(1), include_str!("stderr/full.txt")),
+            // HLS output into a directory that does not exist.
+            ("missingdir", Some(1), include_str!("stderr/missingdir.txt")),
+            // The input is not there (our store lost it): not the source's fault.
+            ("missing_in", Some(1), include_str!("stderr/missing_in.txt")),
+            // SIGTERM: ffmpeg stops and exits 255.
+            ("term", Some(255), include_str!("stderr/term.txt")),
+            // SIGKILL: no exit code.
+            ("killed", None, include_str!("stderr/killed.txt")),
+        ];
+        let expected = [
+            Verdict::Source,
+            Verdict::Source,
+            Verdict::Source,
+            Verdict::DiskFull,
+            Verdict::OurSide,
+            Verdict::OurSide,
+            Verdict::Killed,
+            Verdict::Killed,
+        ];
+        for ((name, code, text), want) in cases.iter().zip(expected) {
+            assert_eq!(classify(*code, text), want, "{name}");
+        }
+        assert_eq!(classify(Some(1), "[error] something new"), Verdict::OurSide, "unknown: retried");
     }
 
     #[test]

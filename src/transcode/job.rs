@@ -56,20 +56,28 @@ impl From<crate::library::LibraryError> for ToolError {
 const FIRST_SHARE: f64 = 0.15;
 const SECOND_SHARE: f64 = 0.80;
 
-/// Progress over the whole job, written at most once a second.
+/// Progress over the whole job, written at most once a second, never going back.
 struct Progress<'a> {
     ctx: &'a Context,
     job: &'a Job,
     started: Instant,
     last: Option<Instant>,
+    reached: f64,
 }
 
 impl Progress<'_> {
+    /// Record `fraction` (0..1 of the whole job) if a second has passed since the last write.
     fn report(&mut self, fraction: f64) {
-        let fraction = fraction.clamp(0.0, 0.99);
         if self.last.is_some_and(|l| l.elapsed().as_millis() < 1000) {
             return;
         }
+        self.write(fraction);
+    }
+
+    /// Record `fraction` now (the end of a step).
+    fn write(&mut self, fraction: f64) {
+        let fraction = fraction.max(self.reached).min(0.99);
+        self.reached = fraction;
         self.last = Some(Instant::now());
         let elapsed = self.started.elapsed().as_secs_f64();
         let eta = (fraction > 0.02).then(|| (elapsed * (1.0 - fraction) / fraction).round() as u64);
@@ -134,9 +142,7 @@ fn publish_rungs(
     for &i in which {
         let r = &plan.rungs[i];
         let done = dir.join(".work").join("hls").join(&r.name);
-        if !done.join("index.m3u8").is_file() {
-            return Err(ToolError::Io(format!("ffmpeg finished without writing the {} playlist", r.name)));
-        }
+        written_whole(&done, &r.name)?;
         publish_path(&done, &hls.join(&r.name))?;
     }
     let now = ctx.clock.now();
@@ -155,6 +161,27 @@ fn publish_rungs(
         Ok::<_, TranscodeError>(listed)
     })?;
     write_atomic(&hls.join("master.m3u8"), ladder::master_playlist(&listed).as_bytes())
+}
+
+/// A rung ffmpeg says it finished is whole: its playlist ends, and every file it lists (and the
+/// init segment) is there and not empty. ffmpeg 5.1's HLS muxer ignores failed segment writes
+/// (a full disk leaves empty files and exit status 0), so this is checked, not assumed.
+fn written_whole(dir: &Path, name: &str) -> Result<(), ToolError> {
+    let incomplete =
+        |why: String| ToolError::Io(format!("ffmpeg wrote an incomplete {name} rendition: {why}"));
+    let playlist =
+        fs::read_to_string(dir.join("index.m3u8")).map_err(|e| incomplete(format!("no playlist ({e})")))?;
+    if !playlist.contains("#EXT-X-ENDLIST") {
+        return Err(incomplete("the playlist has no end".into()));
+    }
+    let files = playlist.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    for file in std::iter::once("init.mp4").chain(files) {
+        let len = fs::metadata(dir.join(file)).map(|m| m.len()).unwrap_or(0);
+        if len == 0 {
+            return Err(incomplete(format!("{file} is missing or empty (is the disk full?)")));
+        }
+    }
+    Ok(())
 }
 
 type Listed = (String, u32, u32, u64, String);
@@ -239,7 +266,7 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
     let first = todo(plan.first.clone());
     let rest = todo((0..plan.rungs.len()).filter(|i| !plan.first.contains(i)).collect());
     let duration = plan.duration.max(0.1);
-    let mut progress = Progress { ctx, job, started: Instant::now(), last: None };
+    let mut progress = Progress { ctx, job, started: Instant::now(), last: None, reached: 0.0 };
 
     if !first.is_empty() {
         // The cheapest rung alone, fast, so the item is playable early.
@@ -249,6 +276,7 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
         ffmpeg::run(&ctx.tools.ffmpeg, &args, &ctx.children, &mut |t| {
             progress.report(FIRST_SHARE * t / duration)
         })?;
+        progress.write(FIRST_SHARE);
         publish_rungs(ctx, id, &plan, &first)?;
         if first.iter().any(|&i| plan.rungs[i].copy) {
             ctx.db.write_blocking(|c| queue::set_remuxed(c, job))?;
@@ -268,6 +296,9 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
     let sprite = plan.sprite.is_some() && !plan.audio_only;
     if !rest.is_empty() || sprite {
         make_rung_dirs(&plan, &rest, work)?;
+        if sprite {
+            fs::create_dir_all(ladder::thumbs_dir(work)).map_err(io("creating the thumbnail directory"))?;
+        }
         let args = ladder::pass_args(&plan, &rest, sprite, &source, work, &ctx.preset);
         ffmpeg::run(&ctx.tools.ffmpeg, &args, &ctx.children, &mut |t| {
             progress.report(FIRST_SHARE + SECOND_SHARE * t / duration)
@@ -277,6 +308,14 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
         }
         if let Some(sp) = plan.sprite.as_ref().filter(|_| sprite) {
             let jpg = work.join("sprite.jpg");
+            if ladder::thumbs_dir(work).join("0001.jpg").is_file() {
+                ffmpeg::run(
+                    &ctx.tools.ffmpeg,
+                    &ladder::sprite_args(sp, work, &jpg),
+                    &ctx.children,
+                    &mut |_| {},
+                )?;
+            }
             if jpg.is_file() {
                 let vtt = work.join("sprite.vtt");
                 fs::write(&vtt, ladder::sprite_vtt(sp, plan.duration))
@@ -287,7 +326,7 @@ fn execute_in(ctx: &Context, job: &Job, work: &Path) -> Result<Outcome, ToolErro
             }
         }
     }
-    progress.report(FIRST_SHARE + SECOND_SHARE);
+    progress.write(FIRST_SHARE + SECOND_SHARE);
 
     // The download: the chosen rung's init segment and segments, concatenated (a valid
     // fragmented MP4), remuxed with the index first.

@@ -250,13 +250,15 @@ pub fn pass_args(
             let _ = write!(graph, ";[s{b}]scale={}:{},setsar=1,format=yuv420p[v{i}]", r.width, r.height);
         }
         if let Some(sp) = sprite {
+            // Single thumbnails, tiled afterwards by `sprite_args`: a `tile` filter here would
+            // hold its output's first frame to the end, and ffmpeg reports no progress at all
+            // until every output has started.
             let _ = write!(
                 graph,
                 ";[s{}]fps=1/{},scale={TILE_W}:{TILE_H}:force_original_aspect_ratio=decrease,\
-                 pad={TILE_W}:{TILE_H}:(ow-iw)/2:(oh-ih)/2,setsar=1,tile={TILE_COLUMNS}x{}[sprite]",
+                 pad={TILE_W}:{TILE_H}:(ow-iw)/2:(oh-ih)/2,setsar=1[sprite]",
                 branches - 1,
                 sp.interval,
-                sp.rows
             );
         }
         a.extend([s("-filter_complex"), graph]);
@@ -313,20 +315,50 @@ pub fn pass_args(
         }
         hls_args(&mut a, &dir);
     }
-    if sprite.is_some() {
+    if let Some(sp) = sprite {
         a.extend([
             s("-map"),
             s("[sprite]"),
             s("-frames:v"),
-            s("1"),
+            sp.count.to_string(),
             s("-q:v"),
             s("5"),
-            s("-update"),
+            s("-f"),
+            s("image2"),
+            s("-start_number"),
             s("1"),
-            work.join("sprite.jpg").display().to_string(),
+            thumbs_dir(work).join("%04d.jpg").display().to_string(),
         ]);
     }
     a
+}
+
+/// Where a pass writes the sprite's single thumbnails (`0001.jpg`, …); it must exist first.
+pub fn thumbs_dir(work: &Path) -> std::path::PathBuf {
+    work.join("thumbs")
+}
+
+/// Tile the thumbnails of [`thumbs_dir`] into one sprite image (a short last row stays blank).
+pub fn sprite_args(sprite: &Sprite, work: &Path, out: &Path) -> Vec<String> {
+    vec![
+        s("-nostdin"),
+        s("-y"),
+        s("-framerate"),
+        s("1"),
+        s("-start_number"),
+        s("1"),
+        s("-i"),
+        thumbs_dir(work).join("%04d.jpg").display().to_string(),
+        s("-vf"),
+        format!("tile={TILE_COLUMNS}x{}", sprite.rows),
+        s("-frames:v"),
+        s("1"),
+        s("-q:v"),
+        s("5"),
+        s("-update"),
+        s("1"),
+        out.display().to_string(),
+    ]
 }
 
 /// The one-frame poster, at most 1280 wide, from a tenth of the way in.
@@ -482,6 +514,11 @@ mod tests {
         assert!(joined.contains("split=3[s0][s1][s2]"), "{joined}");
         assert!(joined.contains("/w/hls/1080p/seg-%05d.m4s /w/hls/1080p/index.m3u8"), "{joined}");
         assert!(!joined.contains("0:a:0"), "no audio mapped: {joined}");
+        assert!(!joined.contains("tile="), "the pass writes single thumbnails: {joined}");
+        assert!(joined.ends_with("-f image2 -start_number 1 /w/thumbs/%04d.jpg"), "{joined}");
+        let sp = p.sprite.as_ref().expect("sprite");
+        let t = sprite_args(sp, Path::new("/w"), Path::new("/w/sprite.jpg")).join(" ");
+        assert!(t.contains(&format!("-vf tile=10x{}", sp.rows)), "{t}");
         assert_eq!(avc_codec("High", "3.1"), "avc1.64001f");
     }
 }

@@ -39,7 +39,12 @@ pub fn build() -> Value {
             }
             _ => "200",
         };
-        responses.insert(ok.into(), json!({"description": "Success"}));
+        let success = if e.path == "/api/v1/media/{id}" && method == "get" {
+            json!({"description": "Success", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MediaItem"}}}})
+        } else {
+            json!({"description": "Success"})
+        };
+        responses.insert(ok.into(), success);
         for (code, what) in
             [("400", "Bad request"), ("401", "Not signed in"), ("403", "Not allowed"), ("404", "Not found")]
         {
@@ -71,6 +76,7 @@ pub fn build() -> Value {
                 "session": {"type": "apiKey", "in": "cookie", "name": "reelbox_session"},
             },
             "schemas": {
+                "MediaItem": media_item_schema(),
                 "Problem": {"type": "object", "properties": {
                     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                     "code": {"type": "string", "description": "Stable machine-readable code"},
@@ -79,6 +85,25 @@ pub fn build() -> Value {
             },
         },
     })
+}
+
+/// `GET /api/v1/media/{id}`: the item's own fields and, beside them, where its conversion for
+/// playback stands. `transcode_state` (the job) is kept apart from `status` (the item).
+fn media_item_schema() -> Value {
+    let int = |d: &str| json!({"type": "integer", "description": d});
+    json!({"type": "object", "properties": {
+        "id": int("The item's id"),
+        "status": {"type": "string", "description": "The item: processing, ready, failed, recycled, archived"},
+        "playable": {"type": "boolean", "description": "At least one complete rendition is published (playback may start while the rest is made)"},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100, "description": "Conversion progress over the whole job, both passes weighted; 100 when done"},
+        "eta_seconds": {"type": ["integer", "null"], "description": "Estimated seconds left while the job runs, else null"},
+        "transcode_state": {"type": "string", "enum": ["none", "waiting", "queued", "running", "done", "failed"], "description": "The conversion job's state (the contract's `state`)"},
+        "renditions": {"type": "array", "description": "Published renditions, highest first", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"}, "bandwidth": {"type": "integer"},
+        }}},
+        "error": {"type": ["string", "null"], "description": "Why the conversion failed, or that it waits for the transcoder; else null"},
+        "damaged": {"type": ["object", "null"], "description": "The integrity scrub found the original damaged: {since, problem, detail}; else null"},
+    }})
 }
 
 pub async fn document() -> HttpResponse {
