@@ -1,23 +1,24 @@
 //! Resumable uploads, tus 1.0.0 (core, creation, creation-with-upload, creation-defer-length,
-//! termination, expiration, checksum). Owns the table `uploads` and the partial files under `<data>/uploads/`.
+//! termination, expiration, checksum). Owns the table `uploads` and the partial files under
+//! `<data>/uploads/`.
 //!
 //! Creation makes the media item (status `uploading`) and the upload row, then an empty partial
 //! file. Each PATCH appends through a `BlobWriter` kept in memory between requests (one at a
-//! time per upload). A chunk whose `Upload-Checksum` does not match is cut off again.
+//! time per upload; `BlobWriter::resume` re-reads a partial file to rebuild the hash after a
+//! restart). A chunk whose `Upload-Checksum` does not match is cut off again. The last PATCH
+//! detects the kind, compares the whole-file hash with the declared one, fsyncs, moves the file
+//! into the store, re-reads and verifies it, and only then completes the item.
 //!
-//! Durability: a PATCH does not wait for an fsync. Its answer's `Upload-Offset` is what was
-//! received and written to the partial file (in the page cache, not necessarily on disk yet),
-//! and a HEAD on the same running server answers that too. The offset recorded in `uploads.received`
-//! is only ever a durable one: the blob store's trail fdatasyncs the file in 32 MiB steps while
-//! the upload goes on, and each PATCH records how far it got. After a crash (`kill -9`, power
-//! loss) the server starts by cutting every partial file back to its recorded offset, and HEAD
-//! answers that, which may be less than a PATCH acknowledged; a tus client HEADs before it
-//! resumes, so it sends the rest again. A graceful stop (SIGTERM) fsyncs every open upload and
-//! records its full offset, so nothing acknowledged is sent twice. Completion fsyncs, re-reads
-//! and verifies the whole file as before; the whole-file hash is checked either way.
-//! (`BlobWriter::resume` re-reads a partial file to rebuild the hash.) The last PATCH detects the kind, compares
-//! the whole-file hash with the declared one, moves the file into the store and only then
-//! completes the item.
+//! Durability rule. A PATCH does not wait for an fsync: its `Upload-Offset` is what was received
+//! and written to the partial file (in the page cache, not necessarily on disk yet), and HEAD on
+//! the same running server answers that too, since the upload's writer is still open. The offset
+//! recorded in `uploads.received` is only ever a durable one: the blob store's trail fdatasyncs
+//! the file in 32 MiB steps while the upload goes on, and each PATCH records how far that got.
+//! After a crash (`kill -9`, power loss) the server starts by cutting every partial file back to
+//! its recorded offset (`tus_recovery::recover`), and HEAD answers that, which may be less than
+//! a PATCH acknowledged; a tus client HEADs before it resumes, so it sends the rest again. A
+//! graceful stop (SIGTERM) fsyncs every open upload and records its full offset
+//! (`tus_recovery::sync_open`), so HEAD then equals what was acknowledged.
 
 use std::collections::HashMap;
 use std::fmt::Display;
