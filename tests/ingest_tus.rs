@@ -129,15 +129,42 @@ async fn chunked_upload_survives_a_crash() {
         .expect("HEAD");
     assert_eq!(res.status().as_u16(), 412);
 
-    // A second chunk, then the server is killed and started again.
+    // A second chunk; the running server answers what it acknowledged.
     let sha256 = b64(sha2::Sha256::digest(&file[70_000..120_000]));
     let res =
         patch(&lib.teacher, &location, 70_000, &file[70_000..120_000], Some(format!("sha256 {sha256}")))
             .await;
     assert_eq!(res.status().as_u16(), 204);
-    lib = lib.restart(dir.path());
+    assert_eq!(h(&res, "upload-offset"), "120000");
     assert_eq!(offset_of(&lib.teacher, &location).await, (200, Some(120_000)));
-    let res = patch(&lib.teacher, &location, 120_000, &file[120_000..], None).await;
+    let partial =
+        lib.data().join("uploads").join(format!("{}.part", location.rsplit('/').next().unwrap_or("")));
+
+    // A graceful stop syncs and records every acknowledged byte.
+    lib = lib.restart_gracefully(dir.path());
+    assert_eq!(
+        offset_of(&lib.teacher, &location).await,
+        (200, Some(120_000)),
+        "SIGTERM keeps what was acknowledged"
+    );
+    assert_eq!(std::fs::metadata(&partial).expect("partial file").len(), 120_000);
+
+    // A third chunk, then the server is killed (a crash): HEAD answers the durable offset, at
+    // most what was acknowledged, and the partial file holds exactly that much.
+    let res = patch(&lib.teacher, &location, 120_000, &file[120_000..160_000], None).await;
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(h(&res, "upload-offset"), "160000");
+    lib = lib.restart(dir.path());
+    let (status, durable) = offset_of(&lib.teacher, &location).await;
+    assert_eq!(status, 200);
+    let durable = durable.expect("Upload-Offset") as usize;
+    assert!(
+        (120_000..=160_000).contains(&durable),
+        "after kill -9: {durable} is between the synced and the acknowledged offset"
+    );
+    assert_eq!(std::fs::metadata(&partial).expect("partial file").len(), durable as u64, "cut back to HEAD");
+    // Resuming from HEAD, as a tus client does, completes with the right hash.
+    let res = patch(&lib.teacher, &location, durable, &file[durable..], None).await;
     assert_eq!(res.status().as_u16(), 204, "{}", res.text().await.unwrap_or_default());
 
     let item = lib.teacher.get_json(&format!("/api/v1/media/{media_id}")).await;

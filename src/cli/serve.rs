@@ -50,6 +50,13 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         .map_err(|e| fail(format!("bad password settings: {e}")))?;
 
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
+    // After a crash, partial uploads hold bytes that were acknowledged but maybe never synced:
+    // cut them back to the recorded durable offsets before anyone asks for one.
+    match crate::ingest::tus_recovery::recover(&app).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(uploads = n, "partial uploads shorter than recorded"),
+        Err(e) => return Err(fail(format!("cannot check the partial uploads: {e}"))),
+    }
     let listener = std::net::TcpListener::bind(&cfg.listen).map_err(|e| {
         fail(format!(
             "cannot listen on {}: {e}; is another server using it? Choose another with --listen",
@@ -115,6 +122,10 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let result = server.await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     housekeeping.abort();
+    let synced = crate::ingest::tus_recovery::sync_open(&app).await;
+    if synced > 0 {
+        tracing::info!(uploads = synced, "open uploads synced and recorded");
+    }
     transcoders.stop().await;
     app.db.close();
     tracing::info!("stopped");

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod simple;
 pub mod tus;
 mod tus_headers;
+pub mod tus_recovery;
 
 use crate::db::DbError;
 use crate::error::{AppError, ErrorKind};

@@ -1,13 +1,24 @@
 //! Resumable uploads, tus 1.0.0 (core, creation, creation-with-upload, creation-defer-length,
-//! termination, expiration, checksum). Owns the table `uploads` and the partial files under `<data>/uploads/`.
+//! termination, expiration, checksum). Owns the table `uploads` and the partial files under
+//! `<data>/uploads/`.
 //!
 //! Creation makes the media item (status `uploading`) and the upload row, then an empty partial
 //! file. Each PATCH appends through a `BlobWriter` kept in memory between requests (one at a
-//! time per upload), fsyncs at the end and records the offset, so a restart resumes from a
-//! durable offset (`BlobWriter::resume` re-reads the file to rebuild the hash). A chunk whose
-//! `Upload-Checksum` does not match is cut off again. The last PATCH detects the kind, compares
-//! the whole-file hash with the declared one, moves the file into the store and only then
-//! completes the item.
+//! time per upload; `BlobWriter::resume` re-reads a partial file to rebuild the hash after a
+//! restart). A chunk whose `Upload-Checksum` does not match is cut off again. The last PATCH
+//! detects the kind, compares the whole-file hash with the declared one, fsyncs, moves the file
+//! into the store, re-reads and verifies it, and only then completes the item.
+//!
+//! Durability rule. A PATCH does not wait for an fsync: its `Upload-Offset` is what was received
+//! and written to the partial file (in the page cache, not necessarily on disk yet), and HEAD on
+//! the same running server answers that too, since the upload's writer is still open. The offset
+//! recorded in `uploads.received` is only ever a durable one: the blob store's trail fdatasyncs
+//! the file in 32 MiB steps while the upload goes on, and each PATCH records how far that got.
+//! After a crash (`kill -9`, power loss) the server starts by cutting every partial file back to
+//! its recorded offset (`tus_recovery::recover`), and HEAD answers that, which may be less than
+//! a PATCH acknowledged; a tus client HEADs before it resumes, so it sends the rest again. A
+//! graceful stop (SIGTERM) fsyncs every open upload and records its full offset
+//! (`tus_recovery::sync_open`), so HEAD then equals what was acknowledged.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -26,6 +37,7 @@ use crate::App;
 use crate::accounts::login::Actor;
 use crate::clock::Timestamp;
 use crate::db::ids::{MediaId, UserId};
+use crate::error::{AppError, ErrorKind};
 use crate::insights::audit::{self, Outcome};
 use crate::library::LibraryError;
 use crate::library::media::{self, MediaItem, NewMedia, StoredContent};
@@ -37,12 +49,15 @@ pub const EXTENSIONS: &str =
 pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
 const UPLOADS_DIR: &str = "uploads";
 
-type Slot = Arc<tokio::sync::Mutex<Option<BlobWriter>>>;
+pub(super) type Slot = Arc<tokio::sync::Mutex<Option<BlobWriter>>>;
 
 /// The partial files and the writers kept open between PATCHes.
 pub struct Uploads {
     dir: PathBuf,
     open: Mutex<HashMap<String, Slot>>,
+    /// The offset last acknowledged for each upload whose writer is open (ahead of the
+    /// recorded, durable offset until the trail or a graceful stop syncs it).
+    acked: Mutex<HashMap<String, u64>>,
 }
 
 impl Uploads {
@@ -51,7 +66,7 @@ impl Uploads {
     pub fn open(data_dir: &Path) -> Result<Uploads, StoreError> {
         let dir = data_dir.join(UPLOADS_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::io_at("creating", &dir, e))?;
-        Ok(Uploads { dir, open: Mutex::new(HashMap::new()) })
+        Ok(Uploads { dir, open: Mutex::new(HashMap::new()), acked: Mutex::new(HashMap::new()) })
     }
 
     pub fn dir(&self) -> &Path {
@@ -65,7 +80,32 @@ impl Uploads {
 
     fn forget(&self, id: &str) {
         self.open.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.acked.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }
+
+    /// The uploads with a slot in this process (open writers, or PATCHes in progress).
+    pub(super) fn slots(&self) -> Vec<(String, Slot)> {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.iter().map(|(id, slot)| (id.clone(), slot.clone())).collect()
+    }
+
+    /// Keep `writer` open for the next PATCH (or none, after a failure) and remember the offset
+    /// it acknowledges.
+    fn park(&self, id: &str, slot: &mut Option<BlobWriter>, writer: Option<BlobWriter>) {
+        let mut acked = self.acked.lock().unwrap_or_else(PoisonError::into_inner);
+        match &writer {
+            Some(w) => acked.insert(id.to_string(), w.size()),
+            None => acked.remove(id),
+        };
+        *slot = writer;
+    }
+}
+
+/// What HEAD answers: the acknowledged offset while the upload's writer is open in this
+/// process (its bytes are in the file), otherwise the recorded durable one.
+pub fn offset(app: &App, upload: &Upload) -> u64 {
+    let acked = app.uploads.acked.lock().unwrap_or_else(PoisonError::into_inner).get(&upload.id).copied();
+    acked.unwrap_or(upload.received)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +118,7 @@ pub struct Upload {
     pub length: u64,
     /// Created with `Upload-Defer-Length: 1`; a later PATCH declares `Upload-Length`.
     pub length_deferred: bool,
-    /// The offset last made durable.
+    /// The offset last known durable (see the module doc); HEAD may answer more.
     pub received: u64,
     pub expected_sha256: String,
     /// The creation request's `Upload-Metadata`, as sent.
@@ -238,13 +278,14 @@ pub struct Appended {
     pub completed: Option<MediaItem>,
 }
 
-async fn resume(app: &App, upload: &Upload) -> Result<BlobWriter, IngestError> {
-    let (store, path, received) =
-        (app.store.clone(), app.uploads.dir().join(&upload.partial_name), upload.received);
-    let w = tokio::task::spawn_blocking(move || BlobWriter::resume(&store, &path, Some(received)))
+/// Re-open the partial file, cut back to `truncate_to`: the recorded durable offset, or the
+/// acknowledged offset before a chunk that is cut off again.
+async fn resume(app: &App, upload: &Upload, truncate_to: u64) -> Result<BlobWriter, IngestError> {
+    let (store, path) = (app.store.clone(), app.uploads.dir().join(&upload.partial_name));
+    let w = tokio::task::spawn_blocking(move || BlobWriter::resume(&store, &path, Some(truncate_to)))
         .await
         .map_err(|e| IngestError::Task(e.to_string()))??;
-    if w.size() != upload.received {
+    if w.size() < upload.received {
         // Fewer bytes on disk than recorded: continue from what is really there.
         let (id, size) = (upload.id.clone(), w.size() as i64);
         app.db
@@ -282,20 +323,22 @@ where
     let slot = app.uploads.slot(&upload.id);
     let path = app.uploads.dir().join(&upload.partial_name);
     let mut guard = slot.try_lock_owned().map_err(|_| StoreError::InUse { path: path.clone() })?;
+    // The open writer, when there is one, is ahead of the recorded offset by what is not yet
+    // durable; otherwise continue from the recorded (durable) offset.
     let writer = match guard.take() {
-        Some(w) if w.size() == upload.received => w,
-        _ => resume(app, &upload).await?,
+        Some(w) => w,
+        None => resume(app, &upload, upload.received).await?,
     };
     let PatchHeaders { offset, checksum, length } = patch;
     let start = writer.size();
     if offset != start {
-        *guard = Some(writer);
+        app.uploads.park(&upload.id, &mut guard, Some(writer));
         return Err(IngestError::OffsetMismatch { expected: start, got: offset });
     }
     if let Some(length) = length
         && let Err(e) = declare_length(app, &mut upload, length, start).await
     {
-        *guard = Some(writer);
+        app.uploads.park(&upload.id, &mut guard, Some(writer));
         return Err(e);
     }
     let room = upload.length - start;
@@ -314,10 +357,10 @@ where
                 }
             }
         }
-        // The offset the answer reports is durable; the blob store's trail reads it back while
-        // the client sends the next PATCH.
-        let synced = w.sync().map(drop);
-        (w, synced, hasher)
+        // No fsync here: the answer acknowledges what is in the file, and the trail makes it
+        // durable (and reads it back) in steps while the client sends the next PATCH.
+        let flushed = w.flush().map(drop);
+        (w, flushed, hasher)
     });
     let mut batch = Vec::new();
     let mut batched = 0usize;
@@ -376,13 +419,21 @@ where
             discard(app, &upload, Some(actor), "upload.failed", &e.to_string()).await?;
             return Err(e.into());
         }
-        *guard = resume(app, &upload).await.ok();
+        // What the failed writer left unsynced is not trusted: go back to the durable offset.
+        let resumed = resume(app, &upload, upload.received).await.ok();
+        app.uploads.park(&upload.id, &mut guard, resumed);
         return Err(e.into());
     }
     if refused.is_some() || checksum_failed.is_some() {
-        // Cut the chunk off again: re-open at the offset before it.
+        // Cut the chunk off again: re-open at the offset acknowledged before it.
         drop(writer);
-        *guard = Some(resume(app, &upload).await?);
+        match resume(app, &upload, start).await {
+            Ok(w) => app.uploads.park(&upload.id, &mut guard, Some(w)),
+            Err(e) => {
+                app.uploads.park(&upload.id, &mut guard, None);
+                return Err(e);
+            }
+        }
         return Err(match (refused, checksum_failed) {
             (Some(e), _) => e,
             (None, Some(algorithm)) => IngestError::ChecksumMismatch { algorithm },
@@ -393,17 +444,33 @@ where
     let new_offset = writer.size();
     let now = app.clock.now();
     let expires_at = now + i64::from(app.config.uploads.expire_hours) * 3600;
-    {
+    // Record only what the trail has made durable so far (never less than before).
+    let durable = writer.durable();
+    let recorded = {
         let id = upload.id.clone();
         app.db
             .write(move |c| {
                 c.execute(
-                    "UPDATE uploads SET received = ?2, expires_at = ?3 WHERE id = ?1",
-                    params![id, new_offset as i64, expires_at],
+                    "UPDATE uploads SET received = max(received, ?2), expires_at = ?3 WHERE id = ?1",
+                    params![id, durable as i64, expires_at],
                 )
                 .map_err(LibraryError::from)
             })
-            .await?;
+            .await
+    };
+    if let Err(e) = recorded {
+        let e = IngestError::from(e);
+        drop(writer);
+        if e.kind() == ErrorKind::InsufficientStorage {
+            // SQLite found the disk full: the same as the store finding it full.
+            drop(guard);
+            remove_partial(app, &upload).await?;
+            discard(app, &upload, Some(actor), "upload.failed", &e.to_string()).await?;
+            return Err(e);
+        }
+        let resumed = resume(app, &upload, upload.received).await.ok();
+        app.uploads.park(&upload.id, &mut guard, resumed);
+        return Err(e);
     }
     let head_len = (detect::HEAD_LEN as u64).min(upload.length);
     if start < head_len && new_offset >= head_len && new_offset < upload.length {
@@ -416,7 +483,7 @@ where
         }
     }
     if upload.length_deferred || new_offset < upload.length {
-        *guard = Some(writer);
+        app.uploads.park(&upload.id, &mut guard, Some(writer));
         return Ok(Appended { offset: new_offset, expires_at, completed: None });
     }
     let item = complete(app, actor, &upload, writer, &path).await;

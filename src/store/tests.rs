@@ -459,3 +459,36 @@ fn trailing_verifier_catches_corruption_after_the_rename() {
     assert_eq!((stored.hash, stored.size), (hash, data.len() as u64));
     assert_eq!(read_all(&store, &hash), data);
 }
+
+#[test]
+fn flushed_bytes_are_readable_and_the_trail_makes_them_durable_in_steps() {
+    let (dir, store) = setup();
+    let uploads = dir.path().join("uploads");
+    fs::create_dir_all(&uploads).unwrap();
+    let partial = uploads.join("upload-2");
+    fs::File::create(&partial).unwrap();
+    let data = pseudo_random(40 * 1024 * 1024 + 5, 9);
+    let (small, rest) = data.split_at(1000);
+
+    let mut writer = BlobWriter::resume(&store, &partial, Some(0)).unwrap();
+    writer.write(small).unwrap();
+    assert_eq!(writer.flush().unwrap(), 1000);
+    assert_eq!(fs::read(&partial).unwrap(), small, "flushed bytes are in the file");
+    assert_eq!(writer.durable(), 0, "not synced yet, so not durable");
+
+    // Past the trail's 32 MiB step it fdatasyncs on its own.
+    for chunk in rest.chunks(1024 * 1024) {
+        writer.write_chunks(&[chunk]).unwrap();
+    }
+    writer.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while writer.durable() < 32 * 1024 * 1024 {
+        assert!(std::time::Instant::now() < deadline, "the trail never synced: {}", writer.durable());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(writer.durable() <= writer.size());
+    assert_eq!(writer.sync().unwrap(), data.len() as u64);
+    assert_eq!(writer.durable(), data.len() as u64);
+    let stored = writer.finish(Some(&Sha256::digest(&data))).unwrap();
+    assert_eq!(read_all(&store, &stored.hash), data);
+}

@@ -118,6 +118,12 @@ impl Trail {
         }
     }
 
+    /// Bytes known to be on disk: an fdatasync (the trail's, or the writer's) returned after
+    /// they were written.
+    pub(super) fn durable(&self) -> u64 {
+        self.shared.lock().durable
+    }
+
     /// Everything (`size` bytes) is written and fsynced: read back what is left and return what
     /// the trail read.
     pub(super) fn finish(mut self, size: u64) -> Result<ReadBack> {

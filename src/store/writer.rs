@@ -53,6 +53,8 @@ pub struct BlobWriter {
     size: u64,
     /// `size` when the trail was last told how far the file is written.
     told: u64,
+    /// `size` at the last `sync` by the writer itself.
+    synced: u64,
     trail: Option<Trail>,
     owner: Owner,
     state: State,
@@ -156,6 +158,7 @@ impl BlobWriter {
             hasher,
             size,
             told: 0,
+            synced: 0,
             trail: None,
             owner,
             state: State::Open,
@@ -235,6 +238,30 @@ impl BlobWriter {
         &self.path
     }
 
+    /// Hand everything written so far to the kernel (readable through the file, not yet
+    /// necessarily on disk) and let the trail start on it; returns the size. A resumable upload
+    /// may acknowledge this length, but must record only `durable()` as its offset.
+    pub fn flush(&mut self) -> Result<u64> {
+        self.check_open()?;
+        if let Err(e) = self.file.flush() {
+            self.state = State::Failed;
+            return Err(StoreError::io_at("writing", &self.path, e));
+        }
+        if self.size > self.told {
+            let size = self.size;
+            self.trail()?.wrote(size);
+            self.told = size;
+        }
+        Ok(self.size)
+    }
+
+    /// The length known to be on disk: made durable by the trail's fdatasync steps or by
+    /// `sync`. Never more than `size()`; after a crash, the file holds at least this much.
+    pub fn durable(&self) -> u64 {
+        let trailed = self.trail.as_ref().map_or(0, Trail::durable);
+        trailed.max(self.synced).min(self.size)
+    }
+
     /// Make everything written so far durable; returns the length a resumable upload may
     /// report and record as its offset.
     pub fn sync(&mut self) -> Result<u64> {
@@ -245,6 +272,7 @@ impl BlobWriter {
         }
         // What is durable now can be read back while the caller waits for more bytes.
         let size = self.size;
+        self.synced = size;
         self.trail()?.synced(size);
         self.told = size;
         Ok(size)

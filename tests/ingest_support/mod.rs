@@ -60,6 +60,13 @@ impl Library {
 
     /// Kill the server (SIGKILL, like a crash) and start it again on the same data directory;
     /// the API clients follow it to its new port.
+    /// Stop the server gracefully (SIGTERM, as at a planned restart) and start it again.
+    pub fn restart_gracefully(mut self, logs: &Path) -> Library {
+        let status = self.server.stop_gracefully();
+        assert!(status.success(), "a graceful stop exits cleanly: {status:?}");
+        self.restart(logs)
+    }
+
     pub fn restart(self, logs: &Path) -> Library {
         let data = self.data();
         let Library { server, admin, teacher, student, outsider, teacher_token, category, hidden } = self;

@@ -203,7 +203,7 @@ async fn head(
     check_version(&req)?;
     let upload = own_upload(&app, &user, path.into_inner()).await?;
     let mut res = tus_response(StatusCode::OK);
-    res.insert_header(("Upload-Offset", upload.received.to_string()))
+    res.insert_header(("Upload-Offset", tus::offset(&app, &upload).to_string()))
         .insert_header(("Upload-Expires", http_date(upload.expires_at)))
         .insert_header(("X-Media-Id", upload.media_id.to_string()));
     if upload.length_deferred {
