@@ -185,7 +185,11 @@ fn raw_ladder(root: &Path, clip: &Path) -> Result<Duration> {
     ffmpeg(&ladder::pass_args(&plan, &plan.first, false, clip, &work, first_preset))?;
     ffmpeg(&ladder::poster_args(&plan, clip, &work.join("poster.jpg")))?;
     mkdirs(&rest)?;
+    std::fs::create_dir_all(ladder::thumbs_dir(&work))?;
     ffmpeg(&ladder::pass_args(&plan, &rest, true, clip, &work, PRESET))?;
+    if let Some(sp) = plan.sprite.as_ref() {
+        ffmpeg(&ladder::sprite_args(sp, &work, &work.join("sprite.jpg")))?;
+    }
     let rung = work.join("hls").join(&plan.rungs[plan.download].name);
     let frag = work.join("fragmented.mp4");
     let mut bytes = std::fs::read(rung.join("init.mp4"))?;
