@@ -196,11 +196,7 @@ where
                 detect::detect_file(w.path(), &allowed)?
             }
         };
-        super::check_image(&mut w, &detected, &expected)?;
-        let stored = w.finish(Some(&expected)).map_err(|e| match e {
-            StoreError::HashMismatch { expected, actual } => IngestError::DigestMismatch { expected, actual },
-            other => IngestError::Store(other),
-        })?;
+        let stored = super::store_checked(w, &detected, &expected)?;
         Ok::<_, IngestError>((detected, stored))
     })
     .await
