@@ -15,7 +15,7 @@ use crate::library::LibraryError;
 use crate::library::media::MediaKind;
 use std::path::Path;
 
-use crate::store::{BlobWriter, Sha256, StoreError, Stored};
+use crate::store::{BlobWriter, Sha256, StoreError};
 use detect::DetectError;
 
 /// Request bodies reach the writer thread in batches of about this many bytes (the chunks as
@@ -203,20 +203,6 @@ pub fn parse_sha256_digest(header: &str) -> Result<Sha256, IngestError> {
 /// What the first bytes say the file is, if the configuration allows that kind.
 pub fn check_kind(head: &[u8], allowed: &[MediaKind]) -> Result<detect::Detected, IngestError> {
     Ok(detect::detect_among(head, allowed)?)
-}
-
-/// The last step of both upload paths: refuse an image that does not decode, then move the
-/// blob into the store, verified against the hash the client declared.
-pub(crate) fn store_checked(
-    mut writer: BlobWriter,
-    detected: &detect::Detected,
-    expected: &Sha256,
-) -> Result<Stored, IngestError> {
-    check_image(&mut writer, detected, expected)?;
-    writer.finish(Some(expected)).map_err(|e| match e {
-        StoreError::HashMismatch { expected, actual } => IngestError::DigestMismatch { expected, actual },
-        other => IngestError::Store(other),
-    })
 }
 
 /// The last check before an upload's bytes are stored: an image must decode

@@ -196,7 +196,11 @@ where
                 detect::detect_file(w.path(), &allowed)?
             }
         };
-        let stored = super::store_checked(w, &detected, &expected)?;
+        super::check_image(&mut w, &detected, &expected)?;
+        let stored = w.finish(Some(&expected)).map_err(|e| match e {
+            StoreError::HashMismatch { expected, actual } => IngestError::DigestMismatch { expected, actual },
+            other => IngestError::Store(other),
+        })?;
         Ok::<_, IngestError>((detected, stored))
     })
     .await

@@ -561,7 +561,7 @@ async fn complete(
     app: &App,
     actor: &Actor,
     upload: &Upload,
-    writer: BlobWriter,
+    mut writer: BlobWriter,
     path: &Path,
 ) -> Result<MediaItem, IngestError> {
     let allowed = app.config.uploads.kinds();
@@ -569,7 +569,11 @@ async fn complete(
     let expected = Sha256::from_hex(&upload.expected_sha256)?;
     let outcome = tokio::task::spawn_blocking(move || {
         let detected = detect::detect_file(&detect_path, &allowed)?;
-        let stored = super::store_checked(writer, &detected, &expected)?;
+        super::check_image(&mut writer, &detected, &expected)?;
+        let stored = writer.finish(Some(&expected)).map_err(|e| match e {
+            StoreError::HashMismatch { expected, actual } => IngestError::DigestMismatch { expected, actual },
+            other => IngestError::Store(other),
+        })?;
         Ok::<_, IngestError>((detected, stored))
     })
     .await
