@@ -83,6 +83,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub embed: EmbedConfig,
+    // issue 5 (installer): the `[tls]` table the installer writes; issue 5 point 1 owns it.
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -238,6 +240,30 @@ impl EmbedConfig {
     }
 }
 
+// issue 5 (installer) — the shape of `[tls]` that installer/install.sh writes. Only the keys;
+// the TLS work (issue 5 point 1) gives them behaviour and replaces this block.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// `acme`, `files`, `self-signed` or `off`.
+    pub mode: String,
+    /// Names the certificate is for (ACME).
+    pub domains: Vec<String>,
+    /// Contact address given to the ACME certificate authority.
+    pub email: Option<String>,
+    /// Certificate chain (PEM) for `files`.
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM) for `files`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { mode: "off".into(), domains: Vec::new(), email: None, cert_file: None, key_file: None }
+    }
+}
+// end issue 5 (installer)
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -263,6 +289,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             embed: EmbedConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -500,6 +527,15 @@ impl Config {
                      (scheme and host, optionally *. and a port, no path)"
                 ),
             ));
+        }
+        if !["acme", "files", "self-signed", "off"].contains(&self.tls.mode.as_str()) {
+            return Err(bad(
+                "tls.mode",
+                format!("`{}` is not acme, files, self-signed or off", self.tls.mode),
+            ));
+        }
+        if self.tls.mode == "files" && (self.tls.cert_file.is_none() || self.tls.key_file.is_none()) {
+            return Err(bad("tls.cert_file", "`files` needs both `cert_file` and `key_file`"));
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(bad(
