@@ -201,6 +201,9 @@ impl Drop for Running {
 }
 
 fn start_installed(r: &Path) -> Running {
+    // A free loopback port: the server announces its public URL, not the address it binds.
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     // Under the kernel's MDWE switch, like MemoryDenyWriteExecute=yes in the unit.
     let mut c = Command::new("python3");
     c.args(["-c", MDWE_EXEC])
@@ -210,7 +213,7 @@ fn start_installed(r: &Path) -> Running {
         .arg(r.join("etc/reelbox/reelbox.toml"))
         .arg("--data")
         .arg(r.join("var/lib/reelbox"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -237,7 +240,8 @@ fn start_installed(r: &Path) -> Running {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => {
                 if let Some((_, url)) = line.split_once(" serving ") {
-                    return Running { child, base: url.trim().to_string() };
+                    assert_eq!(url.trim(), "https://media.reelbox.test", "the public URL from the config");
+                    return Running { child, base: format!("http://127.0.0.1:{port}") };
                 }
             }
             Err(_) => {
