@@ -537,3 +537,35 @@ fn files_mode_copies_the_certificate_where_the_service_can_read_it() {
     );
     assert!(!r.join("etc/reelbox/reelbox.nft").exists(), "--no-firewall writes no rules");
 }
+
+#[test]
+fn asks_for_missing_settings_in_a_terminal() {
+    assert!(is_root(), "the installer tests run as root");
+    let script_tool = tool("script", "util-linux");
+    let bin = common::bin();
+    let root = throwaway_root();
+    let r = root.path();
+    // `script` gives the installer a terminal; the answers arrive as typed lines.
+    let command =
+        format!("bash '{}' --root '{}' --binary '{}' --no-firewall", script().display(), r.display(), bin);
+    let mut child = Command::new(script_tool)
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"media.school.example\nacme\nit@school.example\n").expect("answers");
+    }
+    let out = child.wait_with_output().expect("installer finishes");
+    let said = text(&out.stdout);
+    installed_ok(&out, "interactive install");
+    assert!(said.contains("Host name people will use"), "asked for the host name:\n{said}");
+    assert!(said.contains("Administrator e-mail"), "asked for the e-mail:\n{said}");
+    let conf = std::fs::read_to_string(r.join("etc/reelbox/reelbox.toml")).expect("config");
+    assert!(conf.contains("public_url = \"https://media.school.example\""), "{conf}");
+    assert!(conf.contains("mode = \"acme\"") && conf.contains("email = \"it@school.example\""), "{conf}");
+}

@@ -14,6 +14,7 @@ timeout=300
 scheme=https
 hostname_seed="reelbox-test.school.example"
 memory=2048
+uefi=false
 
 usage() {
     cat <<'EOF'
@@ -29,6 +30,7 @@ Options:
   --hostname NAME   host name handed to the VM through a NoCloud seed (default reelbox-test.school.example)
   --scheme http     probe plain HTTP on the forwarded port (a build without TLS)
   --memory MIB      VM memory (default 2048)
+  --uefi            boot through UEFI firmware (OVMF) instead of the BIOS (the image has both)
   -h, --help        show this help
 
 Needs (Debian 12): qemu-system-x86 ovmf qemu-utils dosfstools mtools curl
@@ -48,6 +50,7 @@ while [[ $# -gt 0 ]]; do
         --hostname) hostname_seed="${2:?--hostname needs a name}"; shift 2 ;;
         --scheme) scheme="${2:?--scheme needs http or https}"; shift 2 ;;
         --memory) memory="${2:?--memory needs MiB}"; shift 2 ;;
+        --uefi) uefi=true; shift ;;
         -h | --help) usage; exit 0 ;;
         -*) die "unknown option '$1' (see --help)" ;;
         *) image="$1"; shift ;;
@@ -59,14 +62,16 @@ image="$(cd -- "$(dirname -- "$image")" && pwd)/$(basename -- "$image")"
 for tool in qemu-system-x86_64 qemu-img mkfs.vfat mcopy curl; do
     command -v "$tool" >/dev/null || die "$tool is missing: apt-get install qemu-system-x86 qemu-utils dosfstools mtools curl"
 done
-firmware=""
-for f in /usr/share/ovmf/OVMF.fd /usr/share/OVMF/OVMF.fd /usr/share/qemu/OVMF.fd; do
-    if [[ -f "$f" ]]; then
-        firmware="$f"
-        break
-    fi
-done
-[[ -n "$firmware" ]] || die "no UEFI firmware: apt-get install ovmf"
+firmware=()
+if $uefi; then
+    for f in /usr/share/ovmf/OVMF.fd /usr/share/OVMF/OVMF.fd /usr/share/qemu/OVMF.fd; do
+        if [[ -f "$f" ]]; then
+            firmware=(-bios "$f")
+            break
+        fi
+    done
+    ((${#firmware[@]} > 0)) || die "no UEFI firmware: apt-get install ovmf"
+fi
 
 work="$(mktemp -d)"
 qemu_pid=""
@@ -89,17 +94,19 @@ mkfs.vfat -n CIDATA "$work/seed.img" >/dev/null
 MTOOLS_SKIP_CHECK=1 mcopy -i "$work/seed.img" "$work/meta-data" "$work/user-data" ::/
 
 accel=(-accel tcg)
-if [[ -r /dev/kvm && -w /dev/kvm ]]; then
-    accel=(-accel kvm -cpu host)
+if [[ -r /dev/kvm && -w /dev/kvm ]] \
+    && timeout 5 qemu-system-x86_64 -accel kvm -machine none -display none -monitor none -nodefaults \
+        -S -daemonize -pidfile "$work/kvm-probe.pid" >/dev/null 2>&1; then
+    kill "$(cat "$work/kvm-probe.pid")" 2>/dev/null || true
+    accel=(-accel kvm)
     say "using KVM"
 else
-    say "no usable /dev/kvm: software emulation (slow)"
+    say "no usable KVM: software emulation (slow)"
 fi
 
 console="$work/console.log"
 start=$(date +%s.%N)
-qemu-system-x86_64 "${accel[@]}" -m "$memory" -smp 2 -machine q35 \
-    -bios "$firmware" \
+qemu-system-x86_64 "${accel[@]}" -m "$memory" -smp 2 -machine q35 "${firmware[@]}" \
     -drive "if=virtio,file=$work/overlay.qcow2,format=qcow2" \
     -drive "if=virtio,file=$work/seed.img,format=raw,readonly=on" \
     -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:443" -device virtio-net-pci,netdev=n0 \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the reelbox VM image: a bootable Debian 12 (UEFI) qcow2 with reelbox installed by
+# Build the reelbox VM image: a bootable Debian 12 (UEFI and BIOS) qcow2 with reelbox installed by
 # installer/install.sh --root, from Debian packages only (debootstrap, e2fsprogs, mtools,
-# systemd-boot, qemu-img). Run as root on Debian 12; see --help.
+# systemd-boot, syslinux, qemu-img). Run as root on Debian 12; see --help.
 set -euo pipefail
 
 readonly PROG="build.sh"
@@ -21,7 +21,7 @@ usage() {
     cat <<'EOF'
 Usage: vm-image/build.sh [options]
 
-Builds a bootable Debian 12 qcow2 (UEFI, systemd-boot) with reelbox installed and enabled.
+Builds a bootable Debian 12 qcow2 (UEFI with systemd-boot, or BIOS with SYSLINUX) with reelbox installed and enabled.
 On first boot the VM takes its host name from the kernel command line (reelbox.hostname=NAME),
 a cloud-init NoCloud seed (a disk labelled CIDATA with meta-data `local-hostname`) or the cloud
 metadata service, generates its SSH host keys (reelbox makes its own secrets in its data
@@ -36,7 +36,8 @@ Options:
   --keep-workdir    do not delete the build directory (debugging)
   -h, --help        show this help
 
-Needs (Debian 12): debootstrap e2fsprogs dosfstools mtools fdisk systemd-boot-efi qemu-utils
+Needs (Debian 12): debootstrap e2fsprogs dosfstools mtools fdisk systemd-boot-efi syslinux
+                   syslinux-common qemu-utils
 EOF
 }
 
@@ -63,10 +64,11 @@ done
 if ! [[ "$size_mib" =~ ^[0-9]+$ ]] || ((size_mib < 2048)); then
     die "--size must be at least 2048 MiB"
 fi
-for tool in debootstrap mkfs.ext4 mkfs.vfat mcopy mmd sfdisk qemu-img chroot; do
+for tool in debootstrap mkfs.ext4 mkfs.vfat mcopy mmd sfdisk qemu-img chroot syslinux; do
     command -v "$tool" >/dev/null \
-        || die "$tool is missing: apt-get install debootstrap e2fsprogs dosfstools mtools fdisk qemu-utils"
+        || die "$tool is missing: apt-get install debootstrap e2fsprogs dosfstools mtools fdisk qemu-utils syslinux syslinux-common"
 done
+[[ -f /usr/lib/syslinux/mbr/gptmbr.bin ]] || die "gptmbr.bin is missing: apt-get install syslinux-common"
 readonly SDBOOT=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
 [[ -f "$SDBOOT" ]] || die "$SDBOOT is missing: apt-get install systemd-boot-efi"
 
@@ -227,7 +229,8 @@ printf 'UUID=%s / ext4 errors=remount-ro 0 1\n' "$root_uuid" >"$rootfs/etc/fstab
 say "making the EFI system partition"
 esp="$work/esp.img"
 truncate -s "${esp_mib}M" "$esp"
-mkfs.vfat -F 32 -n REELBOX-ESP "$esp" >/dev/null
+# Hidden sectors = the partition's start (1 MiB), so the BIOS boot sector finds its loader.
+mkfs.vfat -F 32 -h 2048 -n REELBOX-ESP "$esp" >/dev/null
 export MTOOLS_SKIP_CHECK=1
 mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
 mcopy -i "$esp" "$SDBOOT" ::/EFI/BOOT/BOOTX64.EFI
@@ -238,6 +241,12 @@ printf 'title reelbox (Debian 12)\nlinux /vmlinuz\ninitrd /initrd.img\noptions r
     "$part_uuid" >"$work/reelbox.conf"
 mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
 mcopy -i "$esp" "$work/reelbox.conf" ::/loader/entries/reelbox.conf
+# BIOS boot as well (many hypervisors default to it): SYSLINUX on the same partition, started by
+# the GPT-aware MBR, loading the same kernel and initrd.
+printf 'DEFAULT reelbox\nPROMPT 0\nTIMEOUT 0\nLABEL reelbox\n  LINUX /vmlinuz\n  INITRD /initrd.img\n  APPEND root=PARTUUID=%s rw console=tty0 console=ttyS0,115200 quiet\n' \
+    "$part_uuid" >"$work/syslinux.cfg"
+mcopy -i "$esp" "$work/syslinux.cfg" ::/syslinux.cfg
+syslinux --install "$esp"
 
 say "making the root file system (${root_mib} MiB, sparse)"
 rootimg="$work/root.img"
@@ -250,9 +259,10 @@ disk="$work/disk.raw"
 truncate -s "${size_mib}M" "$disk"
 sfdisk --quiet "$disk" <<EOF
 label: gpt
-start=1MiB, size=${esp_mib}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp
+start=1MiB, size=${esp_mib}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp, attrs="LegacyBIOSBootable"
 start=$((esp_mib + 1))MiB, size=${root_mib}MiB, type=4F68BCE3-E8CD-4C0C-B9C6-44DA2D1B1A55, uuid=$part_uuid, name=root
 EOF
+dd if=/usr/lib/syslinux/mbr/gptmbr.bin of="$disk" bs=440 count=1 conv=notrunc status=none
 dd if="$esp" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
 dd if="$rootimg" of="$disk" bs=1M seek=$((esp_mib + 1)) conv=notrunc,sparse status=none
 rm -f "$esp" "$rootimg"
