@@ -355,12 +355,14 @@ render_config() {
     printf '# /etc/reelbox/reelbox.toml, written by installer/install.sh on %s.\n' "$(date -u +%Y-%m-%d)"
     printf '# Re-running the installer with --hostname/--tls rewrites it (the old one is kept as .bak).\n\n'
     printf 'data_dir = "%s"\n' "$DATA_DIR"
-    printf 'listen = "[::]:443"\n'
     printf 'public_url = "https://%s"\n' "$hostname_arg"
     printf '\n[tls]\n'
     printf 'mode = "%s"\n' "$tls_mode"
+    printf '# HTTPS on 443; plain HTTP on 80 only redirects to it (and lets ACME reach us).\n'
+    printf 'https = "[::]:443"\n'
+    printf 'http = "[::]:80"\n'
     printf 'domains = ["%s"]\n' "$hostname_arg"
-    if [[ -n "$admin_email" ]]; then printf 'email = "%s"\n' "$admin_email"; fi
+    if [[ -n "$admin_email" ]]; then printf 'acme_contact = ["%s"]\n' "$admin_email"; fi
     if [[ "$tls_mode" == files ]]; then
         printf 'cert_file = "%s/tls/files/cert.pem"\n' "$CONF_DIR"
         printf 'key_file = "%s/tls/files/key.pem"\n' "$CONF_DIR"

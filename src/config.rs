@@ -240,26 +240,44 @@ impl EmbedConfig {
     }
 }
 
-// issue 5 (installer) — the shape of `[tls]` that installer/install.sh writes. Only the keys;
-// the TLS work (issue 5 point 1) gives them behaviour and replaces this block.
+// issue 5 (installer) — the shape of `[tls]` that installer/install.sh writes, with the key
+// names of the TLS work (issue 5 point 1), whose version gives them behaviour and replaces this.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// `acme`, `files`, `self-signed` or `off`.
+    /// `off`, `acme`, `files` or `self-signed`.
     pub mode: String,
-    /// Names the certificate is for (ACME).
-    pub domains: Vec<String>,
-    /// Contact address given to the ACME certificate authority.
-    pub email: Option<String>,
+    /// Address of the HTTPS listener.
+    pub https: String,
+    /// Address of the plain-HTTP redirect listener, or `off`.
+    pub http: String,
     /// Certificate chain (PEM) for `files`.
     pub cert_file: Option<PathBuf>,
     /// Private key (PEM) for `files`.
     pub key_file: Option<PathBuf>,
+    /// Names the certificate is for.
+    pub domains: Vec<String>,
+    /// ACME directory URL.
+    pub acme_directory: String,
+    /// Extra CA (PEM) trusted when talking to the ACME server.
+    pub acme_ca_file: Option<PathBuf>,
+    /// E-mail addresses the ACME CA may write to.
+    pub acme_contact: Vec<String>,
 }
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        TlsConfig { mode: "off".into(), domains: Vec::new(), email: None, cert_file: None, key_file: None }
+        TlsConfig {
+            mode: "off".into(),
+            https: "[::]:443".into(),
+            http: "[::]:80".into(),
+            cert_file: None,
+            key_file: None,
+            domains: Vec::new(),
+            acme_directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_ca_file: None,
+            acme_contact: Vec::new(),
+        }
     }
 }
 // end issue 5 (installer)

@@ -223,7 +223,8 @@ fn start_installed(r: &Path) -> Running {
         }
     }
     // Plain HTTP on loopback for this check; the TLS modes have their own tests.
-    c.env("REELBOX_TLS__MODE", "off").env("REELBOX_TRANSCODE__FFMPEG", common::NO_FFMPEG);
+    c.env("REELBOX_TLS__MODE", "off").env("REELBOX_TLS__HTTP", "off");
+    c.env("REELBOX_TRANSCODE__FFMPEG", common::NO_FFMPEG);
     let mut child = c.spawn().expect("start the installed reelbox");
     let out = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -347,7 +348,9 @@ fn installs_into_a_throwaway_root_runs_repeats_upgrades_and_uninstalls() {
         "[tls]",
         "mode = \"self-signed\"",
         "domains = [\"media.reelbox.test\"]",
-        "email = \"it@reelbox.test\"",
+        "acme_contact = [\"it@reelbox.test\"]",
+        "https = \"[::]:443\"",
+        "http = \"[::]:80\"",
     ] {
         assert!(conf.lines().any(|l| l == line), "config has `{line}`:\n{conf}");
     }
@@ -527,7 +530,7 @@ fn files_mode_copies_the_certificate_where_the_service_can_read_it() {
     assert!(conf.contains("mode = \"files\""), "{conf}");
     assert!(conf.contains("cert_file = \"/etc/reelbox/tls/files/cert.pem\""), "{conf}");
     assert!(conf.contains("key_file = \"/etc/reelbox/tls/files/key.pem\""), "{conf}");
-    assert!(!conf.contains("email"), "no ACME contact without --admin-email: {conf}");
+    assert!(!conf.contains("acme_contact"), "no ACME contact without --admin-email: {conf}");
     let key_meta = std::fs::metadata(r.join("etc/reelbox/tls/files/key.pem")).expect("key copied");
     assert_eq!(key_meta.mode() & 0o777, 0o640, "key readable by the reelbox group only");
     assert_eq!(key_meta.gid(), uid_of(r, "reelbox"), "group reelbox (sysusers gives it the same id)");
@@ -567,5 +570,8 @@ fn asks_for_missing_settings_in_a_terminal() {
     assert!(said.contains("Administrator e-mail"), "asked for the e-mail:\n{said}");
     let conf = std::fs::read_to_string(r.join("etc/reelbox/reelbox.toml")).expect("config");
     assert!(conf.contains("public_url = \"https://media.school.example\""), "{conf}");
-    assert!(conf.contains("mode = \"acme\"") && conf.contains("email = \"it@school.example\""), "{conf}");
+    assert!(
+        conf.contains("mode = \"acme\"") && conf.contains("acme_contact = [\"it@school.example\"]"),
+        "{conf}"
+    );
 }
