@@ -15,6 +15,8 @@ scheme=https
 hostname_seed="reelbox-test.school.example"
 memory=2048
 uefi=false
+accel_choice=auto
+watch=0
 
 usage() {
     cat <<'EOF'
@@ -30,6 +32,9 @@ Options:
   --hostname NAME   host name handed to the VM through a NoCloud seed (default reelbox-test.school.example)
   --scheme http     probe plain HTTP on the forwarded port (a build without TLS)
   --memory MIB      VM memory (default 2048)
+  --accel MODE      kvm, tcg (software) or auto (default: KVM when /dev/kvm works)
+  --watch SEC       after the first answer, keep checking for SEC seconds that the service
+                    stays up without a restart (uptime only grows: the systemd watchdog is fed)
   --uefi            boot through UEFI firmware (OVMF) instead of the BIOS (the image has both)
   -h, --help        show this help
 
@@ -51,6 +56,8 @@ while [[ $# -gt 0 ]]; do
         --scheme) scheme="${2:?--scheme needs http or https}"; shift 2 ;;
         --memory) memory="${2:?--memory needs MiB}"; shift 2 ;;
         --uefi) uefi=true; shift ;;
+        --watch) watch="${2:?--watch needs seconds}"; shift 2 ;;
+        --accel) accel_choice="${2:?--accel needs kvm, tcg or auto}"; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         -*) die "unknown option '$1' (see --help)" ;;
         *) image="$1"; shift ;;
@@ -94,7 +101,12 @@ mkfs.vfat -n CIDATA "$work/seed.img" >/dev/null
 MTOOLS_SKIP_CHECK=1 mcopy -i "$work/seed.img" "$work/meta-data" "$work/user-data" ::/
 
 accel=(-accel tcg)
-if [[ -r /dev/kvm && -w /dev/kvm ]] \
+if [[ "$accel_choice" == kvm ]]; then
+    accel=(-accel kvm)
+    say "using KVM"
+elif [[ "$accel_choice" == tcg ]]; then
+    say "software emulation (--accel tcg)"
+elif [[ -r /dev/kvm && -w /dev/kvm ]] \
     && timeout 5 qemu-system-x86_64 -accel kvm -machine none -display none -monitor none -nodefaults \
         -S -daemonize -pidfile "$work/kvm-probe.pid" >/dev/null 2>&1; then
     kill "$(cat "$work/kvm-probe.pid")" 2>/dev/null || true
@@ -115,6 +127,25 @@ qemu-system-x86_64 "${accel[@]}" -m "$memory" -smp 2 -machine q35 "${firmware[@]
 qemu_pid=$!
 say "VM started (qemu pid $qemu_pid), waiting for $scheme://127.0.0.1:$port/healthz"
 
+uptime_of() {
+    curl --silent --fail --insecure --max-time 5 "$scheme://127.0.0.1:$port/healthz" 2>/dev/null \
+        | sed -n 's/.*"uptime_secs":\([0-9]*\).*/\1/p'
+}
+
+# The unit's WatchdogSec=30s restarts a server that stops pinging; a restart resets the uptime.
+watch_service() {
+    ((watch > 0)) || return 0
+    local last=-1 now end=$((SECONDS + watch))
+    while ((SECONDS < end)); do
+        now="$(uptime_of)"
+        [[ -n "$now" ]] || die "the service stopped answering during --watch"
+        ((now >= last)) || die "the service restarted during --watch (uptime $last -> $now s)"
+        last="$now"
+        sleep 5
+    done
+    say "still up after ${watch} s more, never restarted (uptime ${last} s)"
+}
+
 deadline=$((SECONDS + timeout))
 while ((SECONDS < deadline)); do
     kill -0 "$qemu_pid" 2>/dev/null || { cat "$work/qemu.log" >&2; die "qemu exited"; }
@@ -131,6 +162,7 @@ while ((SECONDS < deadline)); do
             say "warning: the host name from the seed does not appear on the console"
         fi
         printf 'BOOT_TO_HEALTHY_SECONDS=%s\n' "$elapsed"
+        watch_service
         exit 0
     fi
     sleep 1
