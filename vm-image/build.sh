@@ -207,8 +207,8 @@ rm -f "$rootfs"/etc/ssh/ssh_host_*
 rm -f "$rootfs/usr/sbin/policy-rc.d"
 echo reelbox >"$rootfs/etc/hostname"
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$rootfs/etc/hosts"
-# Root has no password: sign in with an SSH key (cloud-init seed) or set one from the console
-# of the hypervisor in single-user mode; the image ships no shared secret.
+# Root has no password: first boot installs SSH keys from a cloud-init seed's user-data, or set
+# one from the hypervisor's console in single-user mode; the image ships no shared secret.
 in_root passwd -l root >/dev/null
 
 for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do

@@ -32,20 +32,36 @@ valid_hostname() {
     [[ ${#1} -le 253 && "$1" =~ ^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$ ]]
 }
 
-hostname_from_seed() {
-    local dev mnt name=""
+# Copy meta-data and user-data of a NoCloud seed (a disk labelled CIDATA) into $1, if present.
+read_seed() {
+    local dev mnt
     dev="$(blkid -t LABEL=CIDATA -o device 2>/dev/null | head -n 1 || true)"
     [[ -n "$dev" ]] || dev="$(blkid -t LABEL=cidata -o device 2>/dev/null | head -n 1 || true)"
     [[ -n "$dev" ]] || return 0
     mnt="$(mktemp -d)"
     if mount -o ro "$dev" "$mnt" 2>/dev/null; then
-        if [[ -f "$mnt/meta-data" ]]; then
-            name="$(sed -n 's/^[[:space:]]*local-hostname:[[:space:]]*["'\'']\{0,1\}\([^"'\'' ]*\).*/\1/p' "$mnt/meta-data" | head -n 1)"
-        fi
+        cp "$mnt/meta-data" "$mnt/user-data" "$1/" 2>/dev/null || true
         umount "$mnt"
     fi
     rmdir "$mnt"
-    printf '%s' "$name"
+}
+
+hostname_from_seed() {
+    [[ -f "$1/meta-data" ]] || return 0
+    sed -n 's/^[[:space:]]*local-hostname:[[:space:]]*["'\'']\{0,1\}\([^"'\'' ]*\).*/\1/p' "$1/meta-data" | head -n 1
+}
+
+# SSH keys for root from the seed's user-data (`ssh_authorized_keys:` list entries): the only
+# way in besides the hypervisor's console, as the image has no password.
+keys_from_seed() {
+    [[ -f "$1/user-data" ]] || return 0
+    local keys
+    keys="$(sed -n 's/^[[:space:]]*-[[:space:]]*["'\'']\{0,1\}\(\(ssh-\|ecdsa-\|sk-\)[^"'\'']*\).*/\1/p' "$1/user-data")"
+    [[ -n "$keys" ]] || return 0
+    install -d -m 0700 /root/.ssh
+    printf '%s\n' "$keys" >>/root/.ssh/authorized_keys
+    chmod 0600 /root/.ssh/authorized_keys
+    log "$(printf '%s\n' "$keys" | wc -l) SSH key(s) for root from the cloud-init seed"
 }
 
 hostname_from_metadata() {
@@ -53,11 +69,14 @@ hostname_from_metadata() {
 }
 
 configure() {
-    local name source tls email args
+    local name source tls email args seed
+    seed="$(mktemp -d)"
+    read_seed "$seed"
+    keys_from_seed "$seed"
     name="$(cmdline_value reelbox.hostname)"
     source="kernel command line"
     if [[ -z "$name" ]]; then
-        name="$(hostname_from_seed)"
+        name="$(hostname_from_seed "$seed")"
         source="cloud-init seed"
     fi
     if [[ -z "$name" ]]; then
@@ -69,6 +88,7 @@ configure() {
         name="reelbox"
         source="default"
     fi
+    rm -rf "$seed"
     log "host name $name (from the $source)"
     printf '%s\n' "${name%%.*}" >/etc/hostname
     hostname "${name%%.*}"
