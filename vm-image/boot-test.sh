@@ -17,6 +17,8 @@ memory=2048
 uefi=false
 accel_choice=auto
 watch=0
+ssh_check=false
+ssh_port=2222
 
 usage() {
     cat <<'EOF'
@@ -35,6 +37,9 @@ Options:
   --accel MODE      kvm, tcg (software) or auto (default: KVM when /dev/kvm works)
   --watch SEC       after the first answer, keep checking for SEC seconds that the service
                     stays up without a restart (uptime only grows: the systemd watchdog is fed)
+  --ssh             put a throwaway SSH key in the seed, forward 127.0.0.1:2222 to the VM's 22
+                    and show from inside: the service state, its restarts, the firewall and
+                    systemd's exposure rating of the unit
   --uefi            boot through UEFI firmware (OVMF) instead of the BIOS (the image has both)
   -h, --help        show this help
 
@@ -57,6 +62,7 @@ while [[ $# -gt 0 ]]; do
         --memory) memory="${2:?--memory needs MiB}"; shift 2 ;;
         --uefi) uefi=true; shift ;;
         --watch) watch="${2:?--watch needs seconds}"; shift 2 ;;
+        --ssh) ssh_check=true; shift ;;
         --accel) accel_choice="${2:?--accel needs kvm, tcg or auto}"; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         -*) die "unknown option '$1' (see --help)" ;;
@@ -95,7 +101,12 @@ trap cleanup EXIT
 qemu-img create -q -f qcow2 -b "$image" -F qcow2 "$work/overlay.qcow2"
 # NoCloud seed: a small FAT disk labelled CIDATA, as cloud-init's NoCloud source reads it.
 printf 'instance-id: reelbox-boot-test\nlocal-hostname: %s\n' "$hostname_seed" >"$work/meta-data"
-printf '#cloud-config\n{}\n' >"$work/user-data"
+if $ssh_check; then
+    ssh-keygen -q -t ed25519 -N '' -C reelbox-boot-test -f "$work/id" || die "ssh-keygen failed"
+    printf '#cloud-config\nssh_authorized_keys:\n  - %s\n' "$(cat "$work/id.pub")" >"$work/user-data"
+else
+    printf '#cloud-config\n{}\n' >"$work/user-data"
+fi
 truncate -s 2M "$work/seed.img"
 mkfs.vfat -n CIDATA "$work/seed.img" >/dev/null
 MTOOLS_SKIP_CHECK=1 mcopy -i "$work/seed.img" "$work/meta-data" "$work/user-data" ::/
@@ -121,7 +132,7 @@ start=$(date +%s.%N)
 qemu-system-x86_64 "${accel[@]}" -m "$memory" -smp 2 -machine q35 "${firmware[@]}" \
     -drive "if=virtio,file=$work/overlay.qcow2,format=qcow2" \
     -drive "if=virtio,file=$work/seed.img,format=raw,readonly=on" \
-    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:443" -device virtio-net-pci,netdev=n0 \
+    -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:443,hostfwd=tcp:127.0.0.1:$ssh_port-:22" -device virtio-net-pci,netdev=n0 \
     -display none -serial "file:$console" -monitor none \
     >"$work/qemu.log" 2>&1 &
 qemu_pid=$!
@@ -146,6 +157,17 @@ watch_service() {
     say "still up after ${watch} s more, never restarted (uptime ${last} s)"
 }
 
+inspect_over_ssh() {
+    $ssh_check || return 0
+    say "inside the VM:"
+    ssh -i "$work/id" -p "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -o LogLevel=ERROR -o ConnectTimeout=20 root@127.0.0.1 \
+        'hostname; systemctl show reelbox.service -p ActiveState -p SubState -p NRestarts -p WatchdogUSec;
+         nft list table inet reelbox | grep -c accept | sed "s/^/firewall accept rules: /";
+         systemd-analyze security reelbox.service --no-pager | tail -n 1' \
+        || die "SSH into the VM failed (key from the seed not installed?)"
+}
+
 deadline=$((SECONDS + timeout))
 while ((SECONDS < deadline)); do
     kill -0 "$qemu_pid" 2>/dev/null || { cat "$work/qemu.log" >&2; die "qemu exited"; }
@@ -163,6 +185,7 @@ while ((SECONDS < deadline)); do
         fi
         printf 'BOOT_TO_HEALTHY_SECONDS=%s\n' "$elapsed"
         watch_service
+        inspect_over_ssh
         exit 0
     fi
     sleep 1
