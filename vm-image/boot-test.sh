@@ -163,6 +163,8 @@ inspect_over_ssh() {
     ssh -i "$work/id" -p "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         -o LogLevel=ERROR -o ConnectTimeout=20 root@127.0.0.1 \
         'hostname; systemctl show reelbox.service -p ActiveState -p SubState -p NRestarts -p WatchdogUSec;
+         for u in reelbox-firstboot nftables reelbox-console; do echo "$u: $(systemctl is-active $u.service)"; done;
+         journalctl -b -u reelbox-firstboot -u nftables -o cat --no-pager | grep -i -m 5 "error\|fail" || true;
          nft list table inet reelbox | grep -c accept | sed "s/^/firewall accept rules: /";
          systemd-analyze security reelbox.service --no-pager | tail -n 1' \
         || die "SSH into the VM failed (key from the seed not installed?)"

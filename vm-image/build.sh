@@ -138,7 +138,7 @@ say "installing the kernel, systemd, ffmpeg and the runtime packages"
 in_root apt-get update -q >"$work/apt.log" 2>&1
 in_root apt-get install -y -q --no-install-recommends \
     linux-image-cloud-amd64 initramfs-tools systemd systemd-sysv systemd-resolved udev dbus \
-    iproute2 openssh-server ffmpeg ca-certificates curl nftables util-linux \
+    iproute2 netbase openssh-server ffmpeg ca-certificates curl nftables util-linux \
     >>"$work/apt.log" 2>&1 || { tail -n 30 "$work/apt.log" >&2; die "package installation failed (log above)"; }
 in_root apt-get clean
 
