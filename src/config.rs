@@ -83,6 +83,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub embed: EmbedConfig,
+    // issue 5 (installer): the `[tls]` table the installer writes; issue 5 point 1 owns it.
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -238,6 +240,48 @@ impl EmbedConfig {
     }
 }
 
+// issue 5 (installer) — the shape of `[tls]` that installer/install.sh writes, with the key
+// names of the TLS work (issue 5 point 1), whose version gives them behaviour and replaces this.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// `off`, `acme`, `files` or `self-signed`.
+    pub mode: String,
+    /// Address of the HTTPS listener.
+    pub https: String,
+    /// Address of the plain-HTTP redirect listener, or `off`.
+    pub http: String,
+    /// Certificate chain (PEM) for `files`.
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM) for `files`.
+    pub key_file: Option<PathBuf>,
+    /// Names the certificate is for.
+    pub domains: Vec<String>,
+    /// ACME directory URL.
+    pub acme_directory: String,
+    /// Extra CA (PEM) trusted when talking to the ACME server.
+    pub acme_ca_file: Option<PathBuf>,
+    /// E-mail addresses the ACME CA may write to.
+    pub acme_contact: Vec<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            mode: "off".into(),
+            https: "[::]:443".into(),
+            http: "[::]:80".into(),
+            cert_file: None,
+            key_file: None,
+            domains: Vec::new(),
+            acme_directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_ca_file: None,
+            acme_contact: Vec::new(),
+        }
+    }
+}
+// end issue 5 (installer)
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -263,6 +307,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             embed: EmbedConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -500,6 +545,15 @@ impl Config {
                      (scheme and host, optionally *. and a port, no path)"
                 ),
             ));
+        }
+        if !["acme", "files", "self-signed", "off"].contains(&self.tls.mode.as_str()) {
+            return Err(bad(
+                "tls.mode",
+                format!("`{}` is not acme, files, self-signed or off", self.tls.mode),
+            ));
+        }
+        if self.tls.mode == "files" && (self.tls.cert_file.is_none() || self.tls.key_file.is_none()) {
+            return Err(bad("tls.cert_file", "`files` needs both `cert_file` and `key_file`"));
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(bad(

@@ -106,7 +106,8 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         println!("Sign in at {base}/login");
     }
     tracing::info!(%bound, "listening");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    crate::ops::service::notify_ready(&format!("serving {base}"));
+    let watchdog = crate::ops::service::start_watchdog(&app, bound);
 
     let handle = server.handle();
     tokio::spawn(async move {
@@ -115,12 +116,16 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
             _ = term.recv() => tracing::info!("SIGTERM: finishing requests in flight, then stopping"),
             _ = int.recv() => tracing::info!("SIGINT: finishing requests in flight, then stopping"),
         }
+        crate::ops::service::notify_stopping();
         handle.stop(true).await;
     });
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let transcoders = crate::transcode::Workers::start(&app);
     let result = server.await;
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    crate::ops::service::notify_stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     housekeeping.abort();
     let synced = crate::ingest::tus_recovery::sync_open(&app).await;
     if synced > 0 {
