@@ -119,9 +119,25 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     });
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let transcoders = crate::transcode::Workers::start(&app);
+    // --- backup of media and server files (src/backup/) ---
+    let media_backup = match crate::backup::open_target(&app.config) {
+        Ok(Some(target)) => {
+            let ctx = crate::backup::media::Ctx::from_app(&app, target.clone());
+            let files = crate::backup::files::start(target.clone(), app.config.clone(), app.clock.clone(), ctx.status.clone());
+            tracing::info!(target = %target, "backing up media and server files");
+            Some((crate::backup::media::MediaBackup::start(ctx), files))
+        }
+        Ok(None) => None,
+        Err(e) => return Err(fail(format!("cannot open the backup target: {e}"))),
+    };
+    // --- end backup ---
     let result = server.await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     housekeeping.abort();
+    if let Some((media, files)) = media_backup {
+        media.stop();
+        files.abort();
+    }
     let synced = crate::ingest::tus_recovery::sync_open(&app).await;
     if synced > 0 {
         tracing::info!(uploads = synced, "open uploads synced and recorded");
