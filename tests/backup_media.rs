@@ -26,13 +26,15 @@ async fn blobs_are_copied_verified_reconciled_and_repaired() {
     let mut server = start(&data, dir.path(), &target, &[]);
     server.add_user("ada", true);
     let admin = server.api(&server.token("ada"));
-    let cat = admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Science"})), 201).await["id"]
-        .as_i64()
-        .expect("category");
+    let cat =
+        admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Science"})), 201).await["id"]
+            .as_i64()
+            .expect("category");
 
     let mut hashes = Vec::new();
     for seed in 1..=3u8 {
-        let (_, hex) = upload(&admin, cat, &format!("notes-{seed}.pdf"), pdf(seed, 300_000 + usize::from(seed))).await;
+        let (_, hex) =
+            upload(&admin, cat, &format!("notes-{seed}.pdf"), pdf(seed, 300_000 + usize::from(seed))).await;
         hashes.push(hex);
     }
     for hex in &hashes {
@@ -53,7 +55,10 @@ async fn blobs_are_copied_verified_reconciled_and_repaired() {
     let server = start(&data, dir.path(), &target, &[]);
     let log = wait_for_log(&server, "media backup walk done", Duration::from_secs(60));
     let walk = log.lines().find(|l| l.contains("media backup walk done")).unwrap_or_default();
-    assert!(walk.contains("copied: 2") && walk.contains("repaired: 1") && walk.contains("present: 1"), "{walk}");
+    assert!(
+        walk.contains("copied: 2") && walk.contains("repaired: 1") && walk.contains("present: 1"),
+        "{walk}"
+    );
     for hex in &hashes {
         let b = std::fs::read(target_blob(&target, hex)).expect("copy there");
         assert_eq!(sha256_hex(&b), *hex, "the copy of {hex} is intact again");
@@ -89,8 +94,9 @@ async fn purged_blobs_stay_for_the_retention_then_go() {
     let dir = tempfile::tempdir().expect("tempdir");
     let target_dir = dir.path().join("target");
     std::fs::create_dir_all(&target_dir).expect("target");
-    let target: Target =
-        std::sync::Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&target_dir).expect("target"));
+    let target: Target = std::sync::Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(&target_dir).expect("target"),
+    );
     let clock = Clock::manual(1_700_000_000);
     let (ctx, store) = ctx(&dir.path().join("data"), target, clock.clone());
 
@@ -117,7 +123,13 @@ async fn purged_blobs_stay_for_the_retention_then_go() {
     let r = reconcile(&ctx, true).await.expect("walk");
     assert_eq!(r.expired, 1, "{r:?}");
     assert!(!copy.exists(), "deleted after 90 days");
-    assert!(!target_dir.join("media").join(&purged.to_hex()[0..2]).join(format!("{}.purged", purged.to_hex())).exists());
+    assert!(
+        !target_dir
+            .join("media")
+            .join(&purged.to_hex()[0..2])
+            .join(format!("{}.purged", purged.to_hex()))
+            .exists()
+    );
     assert!(target_blob(&target_dir, &kept.to_hex()).is_file(), "what the server has stays");
     assert_eq!(Sha256::digest(&std::fs::read(target_blob(&target_dir, &kept.to_hex())).expect("read")), kept);
 }

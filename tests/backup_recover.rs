@@ -31,8 +31,11 @@ fn cli(args: &[&str]) -> std::process::Output {
 }
 
 fn query_i64(data: &Path, sql: &str, id: i64) -> i64 {
-    let c = rusqlite::Connection::open_with_flags(data.join("reelbox.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open db");
+    let c = rusqlite::Connection::open_with_flags(
+        data.join("reelbox.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open db");
     c.query_row(sql, [id], |r| r.get(0)).expect("query")
 }
 
@@ -62,20 +65,29 @@ async fn compare_lists_a_deleted_item_and_recover_brings_it_back_identical() {
     server.add_user("ada", true);
     server.add_user("stan", false);
     let admin = server.api(&server.token("ada"));
-    let cat = admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Science"})), 201).await["id"]
-        .as_i64()
-        .expect("category");
+    let cat =
+        admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Science"})), 201).await["id"]
+            .as_i64()
+            .expect("category");
     let group = admin.call(Method::POST, "/api/v1/groups", Some(&json!({"name": "Year 9"})), 201).await["id"]
         .as_i64()
         .expect("group");
-    admin.call(Method::POST, &format!("/api/v1/groups/{group}/members"), Some(&json!({"username": "stan"})), 204).await;
+    admin
+        .call(
+            Method::POST,
+            &format!("/api/v1/groups/{group}/members"),
+            Some(&json!({"username": "stan"})),
+            204,
+        )
+        .await;
     let grants = json!([{"group_id": group, "role": "view"}]);
     admin.call(Method::PUT, &format!("/api/v1/categories/{cat}/grants"), Some(&grants), 204).await;
 
     let (kept, _) = upload(&admin, cat, "worksheet.pdf", pdf(1, 40_000)).await;
     let lesson_bytes = pdf(2, 250_000);
     let (lesson, hex) = upload(&admin, cat, "photosynthesis.pdf", lesson_bytes.clone()).await;
-    let edit = json!({"title": "Photosynthesis", "description": "Light into sugar", "tags": "biology, plants"});
+    let edit =
+        json!({"title": "Photosynthesis", "description": "Light into sugar", "tags": "biology, plants"});
     admin.call(Method::PATCH, &format!("/api/v1/media/{lesson}"), Some(&edit), 200).await;
     let res = admin
         .client
@@ -115,13 +127,19 @@ async fn compare_lists_a_deleted_item_and_recover_brings_it_back_identical() {
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}{}", text(&out.stderr));
     assert!(said.contains("Media items: 1 only in restore.db, 0 only live, 0 changed."), "{said}");
-    assert!(said.contains(&format!("\"Photosynthesis\" (item {lesson}, document in Science): in restore.db, not live")), "{said}");
+    assert!(
+        said.contains(&format!(
+            "\"Photosynthesis\" (item {lesson}, document in Science): in restore.db, not live"
+        )),
+        "{said}"
+    );
     assert!(said.contains("group Year 9 on Science: in restore.db, not live"), "{said}");
     assert!(said.contains("Captions: 1 only in restore.db"), "{said}");
     assert!(said.contains("People: no differences."), "{said}");
     let out = cli(&["compare", "--data", &data_s, "--with", &restore_s, "--json"]);
     let json: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let media = json["kinds"].as_array().and_then(|k| k.iter().find(|k| k["kind"] == "media items")).expect("media");
+    let media =
+        json["kinds"].as_array().and_then(|k| k.iter().find(|k| k["kind"] == "media items")).expect("media");
     assert_eq!(media["only_in_other"][0]["key"], lesson.to_string(), "{json}");
 
     // recover, with the server running. Without the backup target the purged file is missing.
@@ -129,8 +147,22 @@ async fn compare_lists_a_deleted_item_and_recover_brings_it_back_identical() {
     let target_s = target.to_str().expect("path").to_string();
     let out = cli(&["recover", "--data", &data_s, "--from", &restore_s, "--media", &lesson_s]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no longer on the server and no backup target"), "{}", text(&out.stderr));
-    let out = cli(&["recover", "--data", &data_s, "--from", &restore_s, "--media", &lesson_s, "--backup-dir", &target_s]);
+    assert!(
+        text(&out.stderr).contains("no longer on the server and no backup target"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(&[
+        "recover",
+        "--data",
+        &data_s,
+        "--from",
+        &restore_s,
+        "--media",
+        &lesson_s,
+        "--backup-dir",
+        &target_s,
+    ]);
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
     assert!(said.contains("fetched from the backup target and checked"), "{said}");
@@ -142,7 +174,9 @@ async fn compare_lists_a_deleted_item_and_recover_brings_it_back_identical() {
     assert!(ingest_support::blobs(&data).iter().any(|p| p.ends_with(&hex)), "the blob is back in the store");
 
     let after = admin.get_json(&format!("/api/v1/media/{lesson}")).await;
-    for field in ["title", "description", "tags", "sha256", "size", "kind", "status", "category_id", "created_at"] {
+    for field in
+        ["title", "description", "tags", "sha256", "size", "kind", "status", "category_id", "created_at"]
+    {
         assert_eq!(after[field], before[field], "{field}: {after}");
     }
     assert_eq!(admin.get_json(&format!("/api/v1/media/{lesson}/captions")).await, captions_before);
@@ -163,7 +197,9 @@ async fn compare_lists_a_deleted_item_and_recover_brings_it_back_identical() {
     assert!(text(&out.stdout).contains("unchanged"), "{}", text(&out.stdout));
 
     // A live item that differs is refused, and nothing changes; --replace overwrites it.
-    admin.call(Method::PATCH, &format!("/api/v1/media/{kept}"), Some(&json!({"title": "Renamed live"})), 200).await;
+    admin
+        .call(Method::PATCH, &format!("/api/v1/media/{kept}"), Some(&json!({"title": "Renamed live"})), 200)
+        .await;
     let kept_s = kept.to_string();
     let out = cli(&["recover", "--data", &data_s, "--from", &restore_s, "--media", &kept_s]);
     assert_eq!(out.status.code(), Some(1));

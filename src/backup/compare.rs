@@ -101,14 +101,17 @@ pub fn open_other(file: &Path) -> Result<OtherDb, BackupError> {
     if !file.is_file() {
         return Err(not_db("no such file".into()));
     }
-    let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| not_db(e.to_string()))?;
+    let conn =
+        Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| not_db(e.to_string()))?;
     let version: i64 =
         conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| not_db(e.to_string()))?;
     let has_items: bool = conn
-        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'media_items')", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'media_items')",
+            [],
+            |r| r.get(0),
+        )
         .map_err(|e| not_db(e.to_string()))?;
     if !has_items || version < 1 {
         return Err(not_db("it has no reelbox tables".into()));
@@ -132,7 +135,12 @@ pub fn open_other(file: &Path) -> Result<OtherDb, BackupError> {
 }
 
 /// Compare `live` with `other`.
-pub fn compare(live: &Connection, other: &Connection, live_path: &Path, other_path: &Path) -> Result<Comparison, BackupError> {
+pub fn compare(
+    live: &Connection,
+    other: &Connection,
+    live_path: &Path,
+    other_path: &Path,
+) -> Result<Comparison, BackupError> {
     let a = load(other)?;
     let b = load(live)?;
     let kinds = a.into_iter().zip(b).map(|((kind, other), (_, live))| diff(kind, other, live)).collect();
@@ -221,7 +229,10 @@ fn load(conn: &Connection) -> Result<Vec<(&'static str, Vec<Record>)>, BackupErr
                 ("description", m.description.clone()),
                 ("tags", m.tags.clone()),
                 ("category", cat_name(m.category_id)),
-                ("owner", m.owner_id.and_then(|o| username.get(&o).cloned()).unwrap_or_else(|| "nobody".into())),
+                (
+                    "owner",
+                    m.owner_id.and_then(|o| username.get(&o).cloned()).unwrap_or_else(|| "nobody".into()),
+                ),
                 ("state", m.status.as_str().into()),
                 ("file name", m.original_filename.clone()),
                 ("file content (SHA-256)", m.sha256.clone().unwrap_or_default()),
@@ -235,7 +246,10 @@ fn load(conn: &Connection) -> Result<Vec<(&'static str, Vec<Record>)>, BackupErr
             label: cat_name(c.id),
             fields: vec![
                 ("name", c.name.clone()),
-                ("place", c.parent_id.map_or_else(|| "top level".into(), |p| format!("inside {}", cat_name(p)))),
+                (
+                    "place",
+                    c.parent_id.map_or_else(|| "top level".into(), |p| format!("inside {}", cat_name(p))),
+                ),
                 ("description", c.description.clone()),
                 ("public", yes_no(c.public)),
             ],
@@ -246,8 +260,12 @@ fn load(conn: &Connection) -> Result<Vec<(&'static str, Vec<Record>)>, BackupErr
         .into_iter()
         .map(|g| {
             let (key, who) = match g.grantee {
-                Grantee::Group(id) => (format!("{}/group/{id}", g.category_id), format!("group {}", g.grantee_name)),
-                Grantee::User(id) => (format!("{}/user/{id}", g.category_id), format!("{} (person)", g.grantee_name)),
+                Grantee::Group(id) => {
+                    (format!("{}/group/{id}", g.category_id), format!("group {}", g.grantee_name))
+                }
+                Grantee::User(id) => {
+                    (format!("{}/user/{id}", g.category_id), format!("{} (person)", g.grantee_name))
+                }
             };
             Record {
                 key,
@@ -320,7 +338,10 @@ fn load(conn: &Connection) -> Result<Vec<(&'static str, Vec<Record>)>, BackupErr
 /// The comparison as a school administrator reads it.
 pub fn to_text(c: &Comparison) -> String {
     use std::fmt::Write;
-    let other = c.other.file_name().map_or_else(|| c.other.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let other = c
+        .other
+        .file_name()
+        .map_or_else(|| c.other.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut out = String::new();
     let _ = writeln!(out, "Comparing the live database {} with {}.", c.live.display(), c.other.display());
     if c.is_empty() {
@@ -351,7 +372,11 @@ pub fn to_text(c: &Comparison) -> String {
                 .changes
                 .iter()
                 .map(|f| {
-                    if f.other.len() > 60 || f.live.len() > 60 || f.field.contains("SHA-256") || f.field == "text" {
+                    if f.other.len() > 60
+                        || f.live.len() > 60
+                        || f.field.contains("SHA-256")
+                        || f.field == "text"
+                    {
                         format!("{} changed", f.field)
                     } else {
                         format!("{} was \"{}\", now \"{}\"", f.field, f.other, f.live)

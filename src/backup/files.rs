@@ -53,9 +53,16 @@ pub async fn backup_files(target: &Target, cfg: &Config, now: Timestamp) -> Resu
     if transfer::size_of(target, &manifest_key).await?.is_none() {
         let mut copied = Vec::new();
         if let Some(path) = &cfg.source_file {
-            let text = std::fs::read_to_string(path).map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
-            let name = path.file_name().map_or_else(|| "reelbox.toml".into(), |n| n.to_string_lossy().into_owned());
-            transfer::put_bytes(target, &ObjectPath::from(format!("files/{day}/{name}")), redact(&text).into_bytes()).await?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
+            let name =
+                path.file_name().map_or_else(|| "reelbox.toml".into(), |n| n.to_string_lossy().into_owned());
+            transfer::put_bytes(
+                target,
+                &ObjectPath::from(format!("files/{day}/{name}")),
+                redact(&text).into_bytes(),
+            )
+            .await?;
             copied.push(format!("{} (secret values left out)", path.display()));
         }
         let manifest = Manifest {
@@ -87,7 +94,12 @@ pub async fn backup_files(target: &Target, cfg: &Config, now: Timestamp) -> Resu
 }
 
 /// Once at start and then every few hours (a new day gets its copy).
-pub fn start(target: Target, cfg: Config, clock: crate::clock::Clock, status: super::StatusHandle) -> tokio::task::JoinHandle<()> {
+pub fn start(
+    target: Target,
+    cfg: Config,
+    clock: crate::clock::Clock,
+    status: super::StatusHandle,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3 * 3600));
         loop {

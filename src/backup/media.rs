@@ -87,7 +87,9 @@ async fn write_blob(ctx: &Ctx, hash: &Sha256, key: &ObjectPath) -> Result<Copied
             });
             Ok(Copied::Written(n))
         }
-        Err(BackupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(Copied::Gone),
+        Err(BackupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Copied::Gone)
+        }
         Err(e) => Err(e),
     }
 }
@@ -203,8 +205,15 @@ pub async fn reconcile(ctx: &Ctx, deep: bool) -> Result<WalkReport, BackupError>
         if referenced {
             continue;
         }
-        match expire_or_mark(&ctx.target, &blob_key(&hash), &blob_marker_key(&hash), markers.get(hex), now, &ctx.cfg)
-            .await?
+        match expire_or_mark(
+            &ctx.target,
+            &blob_key(&hash),
+            &blob_marker_key(&hash),
+            markers.get(hex),
+            now,
+            &ctx.cfg,
+        )
+        .await?
         {
             Retention::Marked => report.marked += 1,
             Retention::Expired => report.expired += 1,

@@ -120,9 +120,7 @@ pub enum BackupError {
     Target { context: String, source: object_store::Error },
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
-    #[error(
-        "the copy of {what} in the backup target is damaged: it hashes to {actual}, not {expected}"
-    )]
+    #[error("the copy of {what} in the backup target is damaged: it hashes to {actual}, not {expected}")]
     Corrupt { what: String, expected: Sha256, actual: Sha256 },
     #[error("{0} is not in the backup target")]
     NotInBackup(String),

@@ -98,7 +98,13 @@ fn differences(other: &MediaItem, live: &MediaItem) -> Vec<String> {
     d
 }
 
-fn plan(live: &Connection, other: &Connection, id: MediaId, opts: &Options, file: &Path) -> Result<Option<Plan>, BackupError> {
+fn plan(
+    live: &Connection,
+    other: &Connection,
+    id: MediaId,
+    opts: &Options,
+    file: &Path,
+) -> Result<Option<Plan>, BackupError> {
     let item = media::get(other, id)
         .map_err(e)?
         .ok_or_else(|| BackupError::NotFound(format!("Item {id} is not in {}.", file.display())))?;
@@ -167,11 +173,18 @@ fn plan(live: &Connection, other: &Connection, id: MediaId, opts: &Options, file
                     continue;
                 }
                 let exists = match g.grantee {
-                    Grantee::Group(gid) => groups::get(live, gid).map_err(e)?.is_some_and(|x| x.name == g.grantee_name),
-                    Grantee::User(uid) => users::get(live, uid).map_err(e)?.is_some_and(|x| x.username == g.grantee_name),
+                    Grantee::Group(gid) => {
+                        groups::get(live, gid).map_err(e)?.is_some_and(|x| x.name == g.grantee_name)
+                    }
+                    Grantee::User(uid) => {
+                        users::get(live, uid).map_err(e)?.is_some_and(|x| x.username == g.grantee_name)
+                    }
                 };
                 if !exists {
-                    result.notes.push(format!("{who} no longer exists; its {} access on {place} was not restored", g.role.as_str()));
+                    result.notes.push(format!(
+                        "{who} no longer exists; its {} access on {place} was not restored",
+                        g.role.as_str()
+                    ));
                     continue;
                 }
                 wanted.push((c.id, g.grantee, g.role, format!("{who}: {} on {place}", g.role.as_str())));
@@ -215,11 +228,24 @@ fn plan(live: &Connection, other: &Connection, id: MediaId, opts: &Options, file
         }
     }
     transcode_rows.retain(|r| !r.is_empty());
-    Ok(Some(Plan { item, library_rows, transcode_rows, categories: recreate, grants: wanted, replace, result }))
+    Ok(Some(Plan {
+        item,
+        library_rows,
+        transcode_rows,
+        categories: recreate,
+        grants: wanted,
+        replace,
+        result,
+    }))
 }
 
 /// Make sure the blob `hex` is in the store, fetching it from the target when it is not.
-async fn ensure_blob(store: &BlobStore, target: Option<&Target>, hex: &str, what: &str) -> Result<&'static str, BackupError> {
+async fn ensure_blob(
+    store: &BlobStore,
+    target: Option<&Target>,
+    hex: &str,
+    what: &str,
+) -> Result<&'static str, BackupError> {
     let hash = Sha256::from_hex(hex)?;
     if store.exists(&hash)? {
         return Ok("server");
@@ -297,12 +323,15 @@ pub async fn recover(
                 }
             }
             if !missing.is_empty() {
-                p.result.notes.push(format!("{} thumbnail(s) could not be found and were left out", missing.len()));
+                p.result
+                    .notes
+                    .push(format!("{} thumbnail(s) could not be found and were left out", missing.len()));
                 rows.retain("sha256", |v| !missing.contains(v));
             }
         }
         // What the transcoder published: still on disk, or from the backup, or convert again.
-        let published = p.transcode_rows.iter().any(|r| r.table == "media_rungs" || r.table == "media_assets");
+        let published =
+            p.transcode_rows.iter().any(|r| r.table == "media_rungs" || r.table == "media_assets");
         let dir = crate::transcode::media_dir(data_dir, id);
         let mut requeue = false;
         if published {
@@ -317,7 +346,9 @@ pub async fn recover(
                 p.transcode_rows.retain(|r| r.table == "media_probes");
                 requeue = true;
                 p.result.renditions = "converting again";
-                p.result.notes.push("its converted files were not in the backup; it is converted again".into());
+                p.result
+                    .notes
+                    .push("its converted files were not in the backup; it is converted again".into());
             }
         }
 
@@ -328,11 +359,25 @@ pub async fn recover(
             p.result.content,
             p.result.captions,
             p.result.renditions,
-            if p.result.categories_recreated.is_empty() { "none".into() } else { p.result.categories_recreated.join(", ") },
-            if p.grants.is_empty() { "none".into() } else { p.grants.iter().map(|g| g.3.clone()).collect::<Vec<_>>().join(", ") },
+            if p.result.categories_recreated.is_empty() {
+                "none".into()
+            } else {
+                p.result.categories_recreated.join(", ")
+            },
+            if p.grants.is_empty() {
+                "none".into()
+            } else {
+                p.grants.iter().map(|g| g.3.clone()).collect::<Vec<_>>().join(", ")
+            },
         );
-        let (cats, lib, tc, wanted, replace, item) =
-            (p.categories.clone(), p.library_rows.clone(), p.transcode_rows.clone(), p.grants.clone(), p.replace, p.item.clone());
+        let (cats, lib, tc, wanted, replace, item) = (
+            p.categories.clone(),
+            p.library_rows.clone(),
+            p.transcode_rows.clone(),
+            p.grants.clone(),
+            p.replace,
+            p.item.clone(),
+        );
         db.write_blocking(|conn| -> Result<(), BackupError> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if replace {

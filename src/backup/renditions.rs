@@ -65,7 +65,8 @@ fn scan(dir: &Path) -> std::io::Result<Vec<(String, PathBuf, u64)>> {
 
 fn hash_file(path: &Path) -> Result<Sha256, BackupError> {
     use sha2::Digest;
-    let mut f = fs::File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
+    let mut f =
+        fs::File::open(path).map_err(|e| BackupError::io(format!("opening {}", path.display()), e))?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| BackupError::io(format!("reading {}", path.display()), e))?;
     Ok(Sha256::from_bytes(h.finalize().into()))
@@ -230,7 +231,10 @@ pub async fn restore_item(target: &Target, data_dir: &Path, id: MediaId) -> Resu
     let _ = fs::remove_dir_all(&staging);
     for f in &manifest.files {
         if f.path.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-            return Err(BackupError::domain(format!("rendition manifest of item {id} has a bad path {:?}", f.path)));
+            return Err(BackupError::domain(format!(
+                "rendition manifest of item {id} has a bad path {:?}",
+                f.path
+            )));
         }
         let hash = Sha256::from_hex(&f.sha256)?;
         transfer::download_file(target, &blob_key(&hash), &hash, &staging.join(&f.path)).await?;
@@ -238,7 +242,8 @@ pub async fn restore_item(target: &Target, data_dir: &Path, id: MediaId) -> Resu
     if dest.exists() {
         let aside = data_dir.join("media").join(format!(".replaced-{id}"));
         let _ = fs::remove_dir_all(&aside);
-        fs::rename(&dest, &aside).map_err(|e| BackupError::io(format!("moving {} aside", dest.display()), e))?;
+        fs::rename(&dest, &aside)
+            .map_err(|e| BackupError::io(format!("moving {} aside", dest.display()), e))?;
         let _ = fs::remove_dir_all(&aside);
     }
     fs::rename(&staging, &dest).map_err(|e| BackupError::io(format!("moving into {}", dest.display()), e))?;

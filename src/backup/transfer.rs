@@ -109,7 +109,10 @@ pub async fn upload_file(
 pub async fn put_bytes(target: &Target, key: &ObjectPath, bytes: Vec<u8>) -> Result<(), BackupError> {
     let expected = Sha256::digest(&bytes);
     let size = bytes.len() as u64;
-    target.put(key, PutPayload::from(bytes)).await.map_err(|e| BackupError::target(format!("writing {key}"), e))?;
+    target
+        .put(key, PutPayload::from(bytes))
+        .await
+        .map_err(|e| BackupError::target(format!("writing {key}"), e))?;
     verify_copy(target, key, &expected, size).await
 }
 
@@ -132,7 +135,12 @@ pub async fn delete(target: &Target, key: &ObjectPath) -> Result<(), BackupError
     }
 }
 
-async fn verify_copy(target: &Target, key: &ObjectPath, expected: &Sha256, size: u64) -> Result<(), BackupError> {
+async fn verify_copy(
+    target: &Target,
+    key: &ObjectPath,
+    expected: &Sha256,
+    size: u64,
+) -> Result<(), BackupError> {
     match hash_of(target, key).await? {
         Some((actual, n)) if actual == *expected && n == size => Ok(()),
         Some((actual, _)) => {
@@ -179,7 +187,12 @@ pub async fn download_blob(
 
 /// Download `key` to a new local file at `dest`, checking it hashes to `hash` (command-line
 /// use: the writes block).
-pub async fn download_file(target: &Target, key: &ObjectPath, hash: &Sha256, dest: &Path) -> Result<(), BackupError> {
+pub async fn download_file(
+    target: &Target,
+    key: &ObjectPath,
+    hash: &Sha256,
+    dest: &Path,
+) -> Result<(), BackupError> {
     use std::io::Write;
     let got = match target.get(key).await {
         Ok(got) => got,
@@ -187,7 +200,8 @@ pub async fn download_file(target: &Target, key: &ObjectPath, hash: &Sha256, des
         Err(e) => return Err(BackupError::target(format!("reading {key}"), e)),
     };
     if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| BackupError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BackupError::io(format!("creating {}", dir.display()), e))?;
     }
     let io = |e| BackupError::io(format!("writing {}", dest.display()), e);
     let mut file = File::create(dest).map_err(io)?;

@@ -2,9 +2,9 @@
 
 pub mod archive;
 pub mod compare;
-pub mod recover;
 pub mod config_cmd;
 pub mod doctor;
+pub mod recover;
 pub mod serve;
 pub mod token;
 pub mod user;

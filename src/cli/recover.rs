@@ -60,14 +60,15 @@ pub fn run(cfg: &Config, args: &RecoverArgs) -> Result<ExitCode, ExitCode> {
         actor: "command line (reelbox recover)".into(),
     };
     let now = crate::clock::Clock::System.now();
-    let result = runtime.block_on(recover::recover(&db, &store, target.as_ref(), &cfg.data_dir, &other, &opts, now));
+    let result =
+        runtime.block_on(recover::recover(&db, &store, target.as_ref(), &cfg.data_dir, &other, &opts, now));
     db.close();
     let results = result.map_err(|e| {
         eprintln!("reelbox: {e}");
         match e {
-            backup::BackupError::Conflict(_) | backup::BackupError::NotFound(_) | backup::BackupError::Corrupt { .. } => {
-                ExitCode::from(1)
-            }
+            backup::BackupError::Conflict(_)
+            | backup::BackupError::NotFound(_)
+            | backup::BackupError::Corrupt { .. } => ExitCode::from(1),
             _ => ExitCode::from(2),
         }
     })?;
@@ -80,11 +81,14 @@ pub fn run(cfg: &Config, args: &RecoverArgs) -> Result<ExitCode, ExitCode> {
         if r.outcome == "unchanged" {
             continue;
         }
-        println!("  file: {}", match r.content {
-            "backup" => "fetched from the backup target and checked",
-            "server" => "still on the server",
-            _ => "none",
-        });
+        println!(
+            "  file: {}",
+            match r.content {
+                "backup" => "fetched from the backup target and checked",
+                "server" => "still on the server",
+                _ => "none",
+            }
+        );
         println!("  captions: {}; converted files: {}", r.captions, r.renditions);
         if !r.categories_recreated.is_empty() {
             println!("  categories re-created: {}", r.categories_recreated.join(" › "));

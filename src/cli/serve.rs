@@ -123,7 +123,12 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let media_backup = match crate::backup::open_target(&app.config) {
         Ok(Some(target)) => {
             let ctx = crate::backup::media::Ctx::from_app(&app, target.clone());
-            let files = crate::backup::files::start(target.clone(), app.config.clone(), app.clock.clone(), ctx.status.clone());
+            let files = crate::backup::files::start(
+                target.clone(),
+                app.config.clone(),
+                app.clock.clone(),
+                ctx.status.clone(),
+            );
             tracing::info!(target = %target, "backing up media and server files");
             Some((crate::backup::media::MediaBackup::start(ctx), files))
         }

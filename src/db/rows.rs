@@ -87,8 +87,10 @@ mod tests {
         let a = Connection::open_in_memory().expect("a");
         let b = Connection::open_in_memory().expect("b");
         for c in [&a, &b] {
-            c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER, name TEXT, who INTEGER, x BLOB)")
-                .expect("schema");
+            c.execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER, name TEXT, who INTEGER, x BLOB)",
+            )
+            .expect("schema");
         }
         a.execute_batch("INSERT INTO t VALUES (7, 1, 'seven', 3, x'00ff'), (8, 1, 'eight', 4, NULL), (9, 2, 'nine', 5, NULL)")
             .expect("rows");
@@ -97,7 +99,8 @@ mod tests {
         rows.map_column("who", |v| if *v == Value::Integer(4) { Value::Null } else { v.clone() });
         rows.retain("name", |v| *v != Value::Text("nope".into()));
         assert_eq!(insert(&b, &rows).expect("insert"), 2);
-        let got: Vec<(i64, String, Option<i64>, Option<Vec<u8>>)> = b
+        type Row = (i64, String, Option<i64>, Option<Vec<u8>>);
+        let got: Vec<Row> = b
             .prepare("SELECT id, name, who, x FROM t ORDER BY id")
             .expect("prep")
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

@@ -208,27 +208,13 @@ pub fn playback(conn: &Connection, id: MediaId) -> Result<Playback, TranscodeErr
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::db::Db;
-
-    #[test]
-    fn an_item_without_a_job_is_not_playable() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path(), 1).expect("db");
-        let p = db.read_blocking(|c| playback(c, MediaId(42))).expect("playback");
-        assert!(!p.playable);
-        assert_eq!(p.state, JobState::None);
-        assert_eq!(serde_json::to_value(p.state).expect("json"), "none");
-        assert_eq!(media_dir(Path::new("/d"), MediaId(7)), PathBuf::from("/d/media/7"));
-    }
-}
-
 // --- backup and partial restore (src/backup/) ---
 
 /// Items with files published at or after `since` (the media backup copies them).
-pub fn published_since(conn: &Connection, since: crate::clock::Timestamp) -> Result<Vec<MediaId>, TranscodeError> {
+pub fn published_since(
+    conn: &Connection,
+    since: crate::clock::Timestamp,
+) -> Result<Vec<MediaId>, TranscodeError> {
     let mut stmt = conn.prepare_cached(
         "SELECT media_id FROM media_rungs WHERE published_at >= ?1
          UNION SELECT media_id FROM media_assets WHERE published_at >= ?1",
@@ -249,3 +235,20 @@ pub fn item_rows(conn: &Connection, id: MediaId) -> Result<Vec<crate::db::rows::
     ])
 }
 // --- end backup ---
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    #[test]
+    fn an_item_without_a_job_is_not_playable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), 1).expect("db");
+        let p = db.read_blocking(|c| playback(c, MediaId(42))).expect("playback");
+        assert!(!p.playable);
+        assert_eq!(p.state, JobState::None);
+        assert_eq!(serde_json::to_value(p.state).expect("json"), "none");
+        assert_eq!(media_dir(Path::new("/d"), MediaId(7)), PathBuf::from("/d/media/7"));
+    }
+}
