@@ -49,6 +49,9 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let app = App::new(cfg.clone(), db.clone(), store, uploads, Clock::System, metrics)
         .map_err(|e| fail(format!("bad password settings: {e}")))?;
 
+    // Before listening, so a wrong backup setting stops the start with the reason.
+    let backup_target = crate::backup::open_target(&app.config)
+        .map_err(|e| fail(format!("cannot open the backup target: {e}")))?;
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
     // After a crash, partial uploads hold bytes that were acknowledged but maybe never synced:
     // cut them back to the recorded durable offsets before anyone asks for one.
@@ -120,21 +123,17 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let transcoders = crate::transcode::Workers::start(&app);
     // --- backup of media and server files (src/backup/) ---
-    let media_backup = match crate::backup::open_target(&app.config) {
-        Ok(Some(target)) => {
-            let ctx = crate::backup::media::Ctx::from_app(&app, target.clone());
-            let files = crate::backup::files::start(
-                target.clone(),
-                app.config.clone(),
-                app.clock.clone(),
-                ctx.status.clone(),
-            );
-            tracing::info!(target = %target, "backing up media and server files");
-            Some((crate::backup::media::MediaBackup::start(ctx), files))
-        }
-        Ok(None) => None,
-        Err(e) => return Err(fail(format!("cannot open the backup target: {e}"))),
-    };
+    let media_backup = backup_target.map(|target| {
+        let ctx = crate::backup::media::Ctx::from_app(&app, target.clone());
+        let files = crate::backup::files::start(
+            target.clone(),
+            app.config.clone(),
+            app.clock.clone(),
+            ctx.status.clone(),
+        );
+        tracing::info!(target = %target, "backing up media and server files");
+        (crate::backup::media::MediaBackup::start(ctx), files)
+    });
     // --- end backup ---
     let result = server.await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
