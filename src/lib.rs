@@ -2,6 +2,7 @@
 //! over this library, which the integration tests use too.
 
 pub mod accounts;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand. Each returns an exit code; messages go to stderr.
 
 pub mod archive;
+pub mod compare;
 pub mod config_cmd;
 pub mod doctor;
+pub mod recover;
 pub mod serve;
 pub mod token;
 pub mod user;
@@ -35,6 +37,9 @@ pub enum Command {
         /// Address to listen on, HOST:PORT.
         #[arg(long)]
         listen: Option<String>,
+        /// Back up media and server files to this directory (a mounted volume); `[backup] dir`.
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
     },
     /// Manage accounts.
     User {
@@ -61,10 +66,21 @@ pub enum Command {
     /// Re-hash every stored file, report missing or corrupt ones and mark their items
     /// (exit 0: all intact, 1: problems found, 2: could not check).
     Verify,
+    /// Compare the live database with another reelbox database (e.g. a restore): what was
+    /// added, removed or changed, per kind of record.
+    Compare(compare::CompareArgs),
+    /// Bring chosen media items back from another reelbox database (e.g. a restore), with
+    /// their captions, access and files.
+    Recover(recover::RecoverArgs),
 }
 
 pub fn load_config(cli: &Cli, listen: Option<String>) -> Result<Config, ExitCode> {
-    let overrides = Overrides { data_dir: cli.data.clone(), listen };
+    load_config_with(cli, Overrides { listen, ..Default::default() })
+}
+
+/// Like [`load_config`] with more command-line overrides (`serve --backup-dir`).
+pub fn load_config_with(cli: &Cli, mut overrides: Overrides) -> Result<Config, ExitCode> {
+    overrides.data_dir = cli.data.clone();
     Config::load(cli.config.as_deref(), &overrides).map(|l| l.config).map_err(|e| {
         eprintln!("reelbox: {e}");
         ExitCode::from(2)
@@ -85,13 +101,23 @@ pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Serve { listen } => load_config(&cli, listen.clone()).and_then(serve::run),
+        Command::Serve { listen, backup_dir } => load_config_with(
+            &cli,
+            Overrides {
+                listen: listen.clone(),
+                backup: backup_dir.clone().map(|dir| crate::config::BackupDirOverride { dir }),
+                ..Default::default()
+            },
+        )
+        .and_then(serve::run),
         Command::User { command } => load_config(&cli, None).and_then(|c| user::run(&c, command)),
         Command::Token { command } => load_config(&cli, None).and_then(|c| token::run(&c, command)),
         Command::Config { command } => load_config(&cli, None).and_then(|c| config_cmd::run(&c, command)),
         Command::Doctor => load_config(&cli, None).and_then(|c| doctor::run(&c)),
         Command::Archive { command } => load_config(&cli, None).and_then(|c| archive::run(&c, command)),
         Command::Verify => load_config(&cli, None).and_then(|c| verify::run(&c)),
+        Command::Compare(args) => load_config(&cli, None).and_then(|c| compare::run(&c, args)),
+        Command::Recover(args) => load_config(&cli, None).and_then(|c| recover::run(&c, args)),
     };
     result.unwrap_or_else(|code| code)
 }
