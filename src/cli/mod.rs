@@ -4,6 +4,7 @@ pub mod archive;
 pub mod config_cmd;
 pub mod doctor;
 pub mod serve;
+pub mod tls_args;
 pub mod token;
 pub mod user;
 pub mod verify;
@@ -35,6 +36,8 @@ pub enum Command {
         /// Address to listen on, HOST:PORT.
         #[arg(long)]
         listen: Option<String>,
+        #[command(flatten)]
+        tls: tls_args::TlsArgs,
     },
     /// Manage accounts.
     User {
@@ -64,7 +67,11 @@ pub enum Command {
 }
 
 pub fn load_config(cli: &Cli, listen: Option<String>) -> Result<Config, ExitCode> {
-    let overrides = Overrides { data_dir: cli.data.clone(), listen };
+    load_config_with(cli, Overrides { data_dir: cli.data.clone(), listen, ..Default::default() })
+}
+
+/// Like [`load_config`] with every override given (`serve` adds its TLS flags).
+pub fn load_config_with(cli: &Cli, overrides: Overrides) -> Result<Config, ExitCode> {
     Config::load(cli.config.as_deref(), &overrides).map(|l| l.config).map_err(|e| {
         eprintln!("reelbox: {e}");
         ExitCode::from(2)
@@ -85,7 +92,11 @@ pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Serve { listen } => load_config(&cli, listen.clone()).and_then(serve::run),
+        Command::Serve { listen, tls } => load_config_with(
+            &cli,
+            Overrides { data_dir: cli.data.clone(), listen: listen.clone(), tls: tls.overrides() },
+        )
+        .and_then(serve::run),
         Command::User { command } => load_config(&cli, None).and_then(|c| user::run(&c, command)),
         Command::Token { command } => load_config(&cli, None).and_then(|c| token::run(&c, command)),
         Command::Config { command } => load_config(&cli, None).and_then(|c| config_cmd::run(&c, command)),

@@ -2,3 +2,4 @@
 //! upgrades and notifications arrive later.
 
 pub mod doctor;
+pub mod doctor_tls;
