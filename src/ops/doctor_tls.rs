@@ -77,14 +77,20 @@ pub fn check_tls(cfg: &Config) -> Check {
                 _ => "check the certificate files: PEM, matching key, readable by the reelbox user",
             },
         ),
-        (Some(c), None) if c.not_after - now < 14 * 86_400 => check(
+        // ACME renews at two thirds of the validity; a quarter left means renewal is failing.
+        (Some(c), None)
+            if (cfg.tls.mode == TlsMode::Acme && c.not_after - now < (c.not_after - c.not_before) / 4)
+                || (cfg.tls.mode != TlsMode::Acme && c.not_after - now < 14 * 86_400) =>
+        {
+            check(
             Status::Warn,
             line,
             match cfg.tls.mode {
                 TlsMode::Acme => "renewal is overdue: check the log for ACME errors",
                 _ => "the certificate expires soon: replace the files (no restart needed)",
             },
-        ),
+            )
+        }
         (Some(_), None) => check(Status::Ok, line, ""),
         (None, None) => check(
             Status::Warn,
