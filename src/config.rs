@@ -324,10 +324,16 @@ impl TlsConfig {
             ));
         }
         if self.http != "off" && self.http.parse::<std::net::SocketAddr>().is_err() {
-            return Err(bad("tls.http", format!("`{}` is not HOST:PORT or `off`; use for example `[::]:80`", self.http)));
+            return Err(bad(
+                "tls.http",
+                format!("`{}` is not HOST:PORT or `off`; use for example `[::]:80`", self.http),
+            ));
         }
         if let Some(bad_name) = self.domains.iter().find(|d| !valid_domain(d)) {
-            return Err(bad("tls.domains", format!("`{bad_name}` is not a host name like media.school.example")));
+            return Err(bad(
+                "tls.domains",
+                format!("`{bad_name}` is not a host name like media.school.example"),
+            ));
         }
         match self.mode {
             TlsMode::Files if self.cert_file.is_none() || self.key_file.is_none() => Err(bad(
@@ -338,10 +344,9 @@ impl TlsConfig {
                 "tls.domains",
                 "`acme` mode needs at least one host name that points at this server (--domain media.school.example)",
             )),
-            TlsMode::Acme if !self.acme_directory.starts_with("https://") => Err(bad(
-                "tls.acme_directory",
-                format!("`{}` must be an https:// URL", self.acme_directory),
-            )),
+            TlsMode::Acme if !self.acme_directory.starts_with("https://") => {
+                Err(bad("tls.acme_directory", format!("`{}` must be an https:// URL", self.acme_directory)))
+            }
             _ => Ok(()),
         }
     }

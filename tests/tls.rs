@@ -22,7 +22,17 @@ fn openssl_rsa_pair(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::P
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+        ])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
         .arg(&key)
         .arg("-out")
@@ -92,7 +102,13 @@ fn tls_policy_refuses_old_versions_cbc_and_rsa_key_exchange() {
         &["--cert-file", cert.to_str().expect("utf-8"), "--key-file", key.to_str().expect("utf-8")],
     );
     let a = authority(&rsa.base);
-    for suite in ["AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384"] {
+    for suite in [
+        "AES128-GCM-SHA256",
+        "AES256-GCM-SHA384",
+        "AES128-SHA",
+        "ECDHE-RSA-AES128-SHA",
+        "ECDHE-RSA-AES256-SHA384",
+    ] {
         let (agreed, out) = s_client(&a, "localhost", &["-tls1_2", "-cipher", suite]);
         assert!(!agreed, "{suite} must be refused:\n{out}");
     }
@@ -148,8 +164,15 @@ async fn http_redirects_with_308_and_https_has_hsts_h2_and_status() {
 
     // And `reelbox doctor` reports it from the data directory.
     let config = dir.path().join("reelbox.toml");
-    std::fs::write(&config, "[tls]\nmode = \"self-signed\"\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n").expect("config");
-    let out = reelbox().args(["doctor", "--config"]).arg(&config).arg("--data").arg(&data).output().expect("doctor");
+    std::fs::write(&config, "[tls]\nmode = \"self-signed\"\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n")
+        .expect("config");
+    let out = reelbox()
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("doctor");
     let said = text(&out.stdout);
     assert!(said.contains("[ok  ] https: self-signed: localhost"), "{said}");
 }

@@ -37,8 +37,12 @@ fn free_port() -> u16 {
 
 fn need_pebble() {
     for program in ["pebble", "pebble-challtestsrv"] {
-        let found = Command::new(program).arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-        assert!(found, "`{program}` is needed for the ACME test: apt-get install pebble (or bash tests/run.sh --install-only)");
+        let found =
+            Command::new(program).arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+        assert!(
+            found,
+            "`{program}` is needed for the ACME test: apt-get install pebble (or bash tests/run.sh --install-only)"
+        );
     }
 }
 
@@ -50,7 +54,8 @@ fn pebble_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ca.distinguished_name.push(rcgen::DnType::CommonName, "reelbox test ACME CA");
     let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
     let key = rcgen::KeyPair::generate().expect("key");
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".into()]).expect("params");
+    let leaf =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".into()]).expect("params");
     let cert = leaf.signed_by(&key, &ca_cert, &ca_key).expect("signed");
     let paths = (dir.join("ca.pem"), dir.join("pebble.crt"), dir.join("pebble.key"));
     std::fs::write(&paths.0, ca_cert.pem()).expect("write ca");
@@ -68,11 +73,19 @@ struct Pebble {
 }
 
 fn start_pebble(dir: &Path, tls_port: u16, cert: &Path, key: &Path) -> Pebble {
-    let (dns_port, mgmt_dns, listen, mgmt, http) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    let (dns_port, mgmt_dns, listen, mgmt, http) =
+        (free_port(), free_port(), free_port(), free_port(), free_port());
     let log = |name: &str| std::fs::File::create(dir.join(name)).expect("log file");
     let dns = Command::new("pebble-challtestsrv")
         .args(["-dns01", &format!("127.0.0.1:{dns_port}"), "-http01", "", "-https01", "", "-tlsalpn01", ""])
-        .args(["-management", &format!("127.0.0.1:{mgmt_dns}"), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+        .args([
+            "-management",
+            &format!("127.0.0.1:{mgmt_dns}"),
+            "-defaultIPv4",
+            "127.0.0.1",
+            "-defaultIPv6",
+            "",
+        ])
         .stdout(log("challtestsrv.log"))
         .stderr(Stdio::null())
         .spawn()
@@ -101,8 +114,13 @@ fn start_pebble(dir: &Path, tls_port: u16, cert: &Path, key: &Path) -> Pebble {
         .stderr(Stdio::null())
         .spawn()
         .expect("start pebble");
-    let up = wait_for(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", listen)).is_ok());
-    assert!(up, "pebble did not start: {}", std::fs::read_to_string(dir.join("pebble.log")).unwrap_or_default());
+    let up =
+        wait_for(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", listen)).is_ok());
+    assert!(
+        up,
+        "pebble did not start: {}",
+        std::fs::read_to_string(dir.join("pebble.log")).unwrap_or_default()
+    );
     Pebble {
         _dns: Peer(dns),
         _pebble: Peer(pebble),
@@ -162,7 +180,8 @@ fn acme_certificate_issued_served_renewed_and_account_reused() {
         .expect("curl pebble root");
     assert!(out.status.success(), "pebble root: {}", text(&out.stderr));
     let root_arg = root.display().to_string();
-    let (ok, out) = s_client(&a, DOMAIN, &["-CAfile", &root_arg, "-verify_hostname", DOMAIN, "-verify_return_error"]);
+    let (ok, out) =
+        s_client(&a, DOMAIN, &["-CAfile", &root_arg, "-verify_hostname", DOMAIN, "-verify_return_error"]);
     assert!(ok && out.contains("Verify return code: 0 (ok)"), "served certificate verifies:\n{out}");
     let (first, _) = served_cert(&a, DOMAIN);
 
@@ -179,7 +198,8 @@ fn acme_certificate_issued_served_renewed_and_account_reused() {
     );
     assert_eq!(server.pid(), pid, "same process");
     let status: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("tls/status.json")).expect("status file")).expect("json");
+        serde_json::from_slice(&std::fs::read(data.join("tls/status.json")).expect("status file"))
+            .expect("json");
     assert!(status["last_renewal"].is_i64(), "renewal recorded: {status}");
     assert_eq!(status["cert"]["names"][0], DOMAIN, "{status}");
     assert!(status["cert"]["issuer"].as_str().unwrap_or("").contains("Pebble"), "{status}");
@@ -194,7 +214,13 @@ fn acme_certificate_issued_served_renewed_and_account_reused() {
         ),
     )
     .expect("config");
-    let out = reelbox().args(["doctor", "--config"]).arg(&config).arg("--data").arg(&data).output().expect("doctor");
+    let out = reelbox()
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("doctor");
     let said = text(&out.stdout);
     assert!(said.contains(&format!("https: acme: {DOMAIN}")) && said.contains("Pebble"), "{said}");
 
@@ -206,9 +232,8 @@ fn acme_certificate_issued_served_renewed_and_account_reused() {
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("account-")))
         .expect("cached account key");
     let account_before = std::fs::read(&account_file).expect("account key");
-    let pebble_accounts = || {
-        count(&std::fs::read_to_string(&pebble.log).unwrap_or_default(), "accounts in memory")
-    };
+    let pebble_accounts =
+        || count(&std::fs::read_to_string(&pebble.log).unwrap_or_default(), "accounts in memory");
     assert_eq!(pebble_accounts(), 1, "one account registered");
     assert!(server.terminate(Duration::from_secs(30)).is_some_and(|s| s.success()));
     drop(server);
@@ -224,6 +249,10 @@ fn acme_certificate_issued_served_renewed_and_account_reused() {
     assert!(!log.contains("new account key created"), "the cached account key is reused:\n{log}");
     assert_eq!(std::fs::read(&account_file).expect("account key"), account_before, "account file unchanged");
     assert_eq!(pebble_accounts(), 1, "pebble saw no new account");
-    let (ok, out) = s_client(&authority(&server.base), DOMAIN, &["-CAfile", &root_arg, "-verify_hostname", DOMAIN, "-verify_return_error"]);
+    let (ok, out) = s_client(
+        &authority(&server.base),
+        DOMAIN,
+        &["-CAfile", &root_arg, "-verify_hostname", DOMAIN, "-verify_return_error"],
+    );
     assert!(ok, "still serving a valid certificate after the restart:\n{out}");
 }

@@ -36,7 +36,11 @@ pub fn check_tls(cfg: &Config) -> Check {
         }
         TlsMode::Files | TlsMode::SelfSigned => {
             let Some((cert, key)) = files_of(cfg) else {
-                return check(Status::Fail, "files mode without cert_file and key_file", "set tls.cert_file and tls.key_file");
+                return check(
+                    Status::Fail,
+                    "files mode without cert_file and key_file",
+                    "set tls.cert_file and tls.key_file",
+                );
             };
             match crate::tls::files::load_pair(&cert, &key) {
                 Ok(pair) => pair.cert.first().and_then(|c| status::summarize(c)),
@@ -65,15 +69,21 @@ pub fn check_tls(cfg: &Config) -> Check {
             Status::Fail,
             line,
             match cfg.tls.mode {
-                TlsMode::Acme => "the certificate expired: check that port 443 is reachable from the internet and DNS points here; see the log for ACME errors",
-                _ => "replace the certificate files with a valid certificate; reelbox picks them up without a restart",
+                TlsMode::Acme => {
+                    "the certificate expired: check that port 443 is reachable from the internet and DNS points here; see the log for ACME errors"
+                }
+                _ => {
+                    "replace the certificate files with a valid certificate; reelbox picks them up without a restart"
+                }
             },
         ),
         (_, Some(e)) => check(
             Status::Warn,
             format!("{line}; last error: {e}"),
             match cfg.tls.mode {
-                TlsMode::Acme => "ACME needs port 443 reachable from the internet for every name in tls.domains; if this server is not reachable, use mode \"files\" with the school's certificate",
+                TlsMode::Acme => {
+                    "ACME needs port 443 reachable from the internet for every name in tls.domains; if this server is not reachable, use mode \"files\" with the school's certificate"
+                }
                 _ => "check the certificate files: PEM, matching key, readable by the reelbox user",
             },
         ),
@@ -83,12 +93,12 @@ pub fn check_tls(cfg: &Config) -> Check {
                 || (cfg.tls.mode != TlsMode::Acme && c.not_after - now < 14 * 86_400) =>
         {
             check(
-            Status::Warn,
-            line,
-            match cfg.tls.mode {
-                TlsMode::Acme => "renewal is overdue: check the log for ACME errors",
-                _ => "the certificate expires soon: replace the files (no restart needed)",
-            },
+                Status::Warn,
+                line,
+                match cfg.tls.mode {
+                    TlsMode::Acme => "renewal is overdue: check the log for ACME errors",
+                    _ => "the certificate expires soon: replace the files (no restart needed)",
+                },
             )
         }
         (Some(_), None) => check(Status::Ok, line, ""),

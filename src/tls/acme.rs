@@ -78,7 +78,12 @@ impl CertCache for DirCache {
         }
         Ok(found)
     }
-    async fn store_cert(&self, domains: &[String], directory_url: &str, cert: &[u8]) -> Result<(), io::Error> {
+    async fn store_cert(
+        &self,
+        domains: &[String],
+        directory_url: &str,
+        cert: &[u8],
+    ) -> Result<(), io::Error> {
         self.remember(cert);
         self.write(&file_name("cert", domains, directory_url), cert)
     }
@@ -87,10 +92,19 @@ impl CertCache for DirCache {
 #[async_trait::async_trait]
 impl AccountCache for DirCache {
     type EA = io::Error;
-    async fn load_account(&self, contact: &[String], directory_url: &str) -> Result<Option<Vec<u8>>, io::Error> {
+    async fn load_account(
+        &self,
+        contact: &[String],
+        directory_url: &str,
+    ) -> Result<Option<Vec<u8>>, io::Error> {
         self.read(&file_name("account", contact, directory_url))
     }
-    async fn store_account(&self, contact: &[String], directory_url: &str, account: &[u8]) -> Result<(), io::Error> {
+    async fn store_account(
+        &self,
+        contact: &[String],
+        directory_url: &str,
+        account: &[u8],
+    ) -> Result<(), io::Error> {
         self.write(&file_name("account", contact, directory_url), account)
     }
 }
@@ -132,8 +146,11 @@ impl AccountCache for SharedCache {
 fn client_config(cfg: &Config) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(path) = &cfg.tls.acme_ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|source| TlsError::Read { what: "ACME CA certificate", path: path.clone(), source })?;
+        let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+            what: "ACME CA certificate",
+            path: path.clone(),
+            source,
+        })?;
         let mut added = 0;
         for der in CertificateDer::pem_slice_iter(&pem) {
             let der = der.map_err(|e| TlsError::BadPem {

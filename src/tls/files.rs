@@ -36,7 +36,10 @@ struct State {
 
 impl std::fmt::Debug for ReloadingResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReloadingResolver").field("cert", &self.cert_path).field("key", &self.key_path).finish()
+        f.debug_struct("ReloadingResolver")
+            .field("cert", &self.cert_path)
+            .field("key", &self.key_path)
+            .finish()
     }
 }
 
@@ -49,13 +52,20 @@ fn stamp(path: &Path) -> (Option<SystemTime>, u64) {
 
 /// Read a certificate chain and its key, and check they belong together.
 pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsError> {
-    let cert_pem =
-        std::fs::read(cert_path).map_err(|source| TlsError::Read { what: "certificate", path: cert_path.into(), source })?;
-    let key_pem =
-        std::fs::read(key_path).map_err(|source| TlsError::Read { what: "private key", path: key_path.into(), source })?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::BadPem { what: "certificate", path: cert_path.into(), detail: e.to_string() })?;
+    let cert_pem = std::fs::read(cert_path).map_err(|source| TlsError::Read {
+        what: "certificate",
+        path: cert_path.into(),
+        source,
+    })?;
+    let key_pem = std::fs::read(key_path).map_err(|source| TlsError::Read {
+        what: "private key",
+        path: key_path.into(),
+        source,
+    })?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&cert_pem).collect::<Result<_, _>>().map_err(|e| {
+            TlsError::BadPem { what: "certificate", path: cert_path.into(), detail: e.to_string() }
+        })?;
     if chain.is_empty() {
         return Err(TlsError::BadPem {
             what: "certificate",
@@ -63,8 +73,11 @@ pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, TlsE
             detail: "no BEGIN CERTIFICATE block".into(),
         });
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| TlsError::BadPem { what: "private key", path: key_path.into(), detail: e.to_string() })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::BadPem {
+        what: "private key",
+        path: key_path.into(),
+        detail: e.to_string(),
+    })?;
     CertifiedKey::from_der(chain, key, &super::policy::provider()).map_err(|e| TlsError::Mismatch {
         cert: cert_path.into(),
         key: key_path.into(),

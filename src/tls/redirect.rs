@@ -55,9 +55,9 @@ pub async fn to_https(req: HttpRequest, target: web::Data<Target>) -> HttpRespon
             .insert_header((header::LOCATION, url))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
-        None => HttpResponse::BadRequest()
-            .content_type("text/plain; charset=utf-8")
-            .body("This address only redirects to HTTPS, and the Host header was missing or not a host name.\n"),
+        None => HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(
+            "This address only redirects to HTTPS, and the Host header was missing or not a host name.\n",
+        ),
     }
 }
 
@@ -73,7 +73,10 @@ mod tests {
             Some("https://media.school.example:8443/watch/1?t=2")
         );
         let t = Target { https_port: 443, public_url: None };
-        assert_eq!(location(&t, Some("media.school.example"), "/").as_deref(), Some("https://media.school.example/"));
+        assert_eq!(
+            location(&t, Some("media.school.example"), "/").as_deref(),
+            Some("https://media.school.example/")
+        );
         assert_eq!(location(&t, Some("[::1]:80"), "/a").as_deref(), Some("https://[::1]/a"));
     }
 

@@ -129,7 +129,8 @@ pub fn summarize(der: &[u8]) -> Option<CertSummary> {
         _ => Vec::new(),
     };
     if names.is_empty() {
-        names = cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(String::from).collect();
+        names =
+            cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(String::from).collect();
     }
     Some(CertSummary {
         names,
@@ -147,7 +148,12 @@ pub fn describe(status: &TlsStatus, now: i64) -> String {
             let days = (c.not_after - now).div_euclid(86_400);
             let expiry = crate::clock::format_utc(c.not_after);
             let when = if c.not_after <= now { "expired".to_string() } else { format!("{days} days left") };
-            format!("{}: {} — expires {expiry} ({when}); issued by {}", status.mode, c.names.join(", "), c.issuer)
+            format!(
+                "{}: {} — expires {expiry} ({when}); issued by {}",
+                status.mode,
+                c.names.join(", "),
+                c.issuer
+            )
         }
     }
 }

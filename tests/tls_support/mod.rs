@@ -13,7 +13,10 @@ pub fn need(program: &str, package: &str) {
     let found = Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
     let found = found.is_ok()
         || Command::new(program).arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    assert!(found, "`{program}` is needed for this test: apt-get install {package} (or bash tests/run.sh --install-only)");
+    assert!(
+        found,
+        "`{program}` is needed for this test: apt-get install {package} (or bash tests/run.sh --install-only)"
+    );
 }
 
 /// A server on `data` with `--tls mode` on loopback HTTPS (and the redirect listener when `http`).
@@ -38,7 +41,9 @@ pub fn redirect_base(server: &Server) -> String {
     server
         .stdout_lines()
         .iter()
-        .find_map(|l| l.strip_prefix("redirecting ").and_then(|r| r.split_whitespace().next()).map(String::from))
+        .find_map(|l| {
+            l.strip_prefix("redirecting ").and_then(|r| r.split_whitespace().next()).map(String::from)
+        })
         .expect("the server printed `redirecting http://… to HTTPS`")
 }
 
@@ -60,7 +65,8 @@ pub fn served_cert(authority: &str, servername: &str) -> (String, String) {
     let (ok, text) = s_client(authority, servername, &[]);
     assert!(ok, "handshake with {authority} failed:\n{text}");
     let start = text.find("-----BEGIN CERTIFICATE-----").expect("certificate in s_client output");
-    let end = text.find("-----END CERTIFICATE-----").expect("end of certificate") + "-----END CERTIFICATE-----".len();
+    let end = text.find("-----END CERTIFICATE-----").expect("end of certificate")
+        + "-----END CERTIFICATE-----".len();
     let pem = &text[start..end];
     let mut child = Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256", "-enddate"])
@@ -72,7 +78,10 @@ pub fn served_cert(authority: &str, servername: &str) -> (String, String) {
     child.stdin.take().expect("stdin").write_all(pem.as_bytes()).expect("write pem");
     let out = child.wait_with_output().expect("openssl x509");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let fp = text.lines().find_map(|l| l.split_once("Fingerprint=").map(|(_, v)| v.to_string())).expect("fingerprint");
+    let fp = text
+        .lines()
+        .find_map(|l| l.split_once("Fingerprint=").map(|(_, v)| v.to_string()))
+        .expect("fingerprint");
     let end = text.lines().find_map(|l| l.strip_prefix("notAfter=").map(String::from)).expect("notAfter");
     (fp, end)
 }
@@ -133,6 +142,10 @@ pub fn sign_in(jar: &Path, base: &str, name: &str, password: &str) {
         ],
     );
     assert_eq!(status, 303, "sign-in over HTTPS: {body}");
-    let cookie = headers.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie: __host-reelbox_session="));
-    assert!(cookie.is_some_and(|c| c.contains("Secure")), "HTTPS session cookie is __Host- and Secure:\n{headers}");
+    let cookie =
+        headers.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie: __host-reelbox_session="));
+    assert!(
+        cookie.is_some_and(|c| c.contains("Secure")),
+        "HTTPS session cookie is __Host- and Secure:\n{headers}"
+    );
 }
