@@ -83,7 +83,13 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub embed: EmbedConfig,
+    /// HTTPS: where the certificate comes from and the listeners (`[tls]`, src/tls).
     pub tls: TlsConfig,
+    /// The backup target and what is copied there (`[backup]`).
+    pub backup: BackupConfig,
+    /// The file this configuration was read from (backed up daily by `backup::files`).
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -412,6 +418,8 @@ impl Default for Config {
             log: LogConfig::default(),
             embed: EmbedConfig::default(),
             tls: TlsConfig::default(),
+            backup: BackupConfig::default(),
+            source_file: None,
         }
     }
 }
@@ -480,6 +488,35 @@ impl Default for LogConfig {
     }
 }
 
+// --- backup (media and files: src/backup/) ---
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// A directory target (a mounted volume); `--backup-dir` on `serve`.
+    pub dir: Option<PathBuf>,
+    /// Blobs whose items were purged stay in the target this many days, then are deleted there.
+    pub media_keep_days: u32,
+    /// Daily copies of the configuration and server files are kept this many days.
+    pub files_keep_days: u32,
+    /// Minutes between reconciliation walks (local blobs and renditions against the target).
+    pub media_check_minutes: u32,
+    /// Every target copy is read back and re-hashed this often (days; 0: at every walk).
+    pub media_verify_days: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: None,
+            media_keep_days: 90,
+            files_keep_days: 30,
+            media_check_minutes: 60,
+            media_verify_days: 7,
+        }
+    }
+}
+// --- end backup ---
+
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Overrides {
@@ -489,6 +526,15 @@ pub struct Overrides {
     pub listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsOverrides>,
+    /// `serve --backup-dir`, nested as `backup.dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupDirOverride>,
+}
+
+/// `--backup-dir` in the shape of the `[backup]` table, so it merges over the file's.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct BackupDirOverride {
+    pub dir: PathBuf,
 }
 
 /// Which file the configuration came from, for messages.
@@ -537,6 +583,7 @@ impl Config {
         figment = figment.merge(env_provider(&env));
         figment = figment.merge(Serialized::defaults(overrides));
         let mut config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.source_file = file.clone();
         config.resolve_secret_files()?;
         config.validate()?;
         Ok(Loaded { config, file })
@@ -610,6 +657,18 @@ impl Config {
         }
         if !(1..=3650).contains(&self.library.archive_days) {
             return Err(bad("library.archive_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=3650).contains(&self.backup.media_keep_days) {
+            return Err(bad("backup.media_keep_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=3650).contains(&self.backup.files_keep_days) {
+            return Err(bad("backup.files_keep_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=24 * 60).contains(&self.backup.media_check_minutes) {
+            return Err(bad("backup.media_check_minutes", "must be between 1 and 1440 (a day)"));
+        }
+        if self.backup.media_verify_days > 365 {
+            return Err(bad("backup.media_verify_days", "must be between 0 (every walk) and 365"));
         }
         if self.transcode.workers > 64 {
             return Err(bad("transcode.workers", "must be between 0 (half the cores) and 64"));

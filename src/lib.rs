@@ -2,6 +2,7 @@
 //! over this library, which the integration tests use too.
 
 pub mod accounts;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod ingest;
 pub mod insights;
 pub mod library;
 pub mod ops;
+pub mod replication;
 pub mod store;
 pub mod tls;
 pub mod transcode;

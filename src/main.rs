@@ -18,5 +18,12 @@ fn init_logging() {
             )
         })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let subscriber =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    if reelbox::ops::service::logging_to_journal() {
+        // journald stamps each line itself; colour codes would show up as noise in journalctl.
+        subscriber.without_time().with_ansi(false).init();
+    } else {
+        subscriber.init();
+    }
 }

@@ -12,6 +12,8 @@ cd "$repo_root"
 # Debian 12 (bookworm) package names. nginx-light is the basic nginx build; the benchmark
 # uses it as its static-file baseline. chromium-driver provides /usr/bin/chromedriver.
 packages=(chromium chromium-driver ffmpeg wrk nginx-light nodejs python3-pip)
+# tests/installer.rs: shellcheck, `nft -c`, `systemd-analyze verify`, systemd-sysusers, openssl.
+packages+=(shellcheck nftables systemd openssl)
 # HTTPS tests (tests/tls*.rs): openssl s_client and curl as TLS peers, pebble as the ACME server.
 packages+=(openssl curl pebble)
 

@@ -99,6 +99,13 @@ pub fn for_category(conn: &Connection, category: CategoryId) -> Result<Vec<Grant
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every grant (`reelbox compare`).
+pub fn all(conn: &Connection) -> Result<Vec<Grant>, AccountsError> {
+    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY gr.category_id, 5"))?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn split(grantee: Grantee) -> (Option<GroupId>, Option<UserId>) {
     match grantee {
         Grantee::Group(g) => (Some(g), None),

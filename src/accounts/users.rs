@@ -106,6 +106,13 @@ pub fn require(conn: &Connection, id: UserId) -> Result<User, AccountsError> {
     get(conn, id)?.ok_or(AccountsError::NotFound("user"))
 }
 
+/// Every account, by id (`reelbox compare`).
+pub fn all(conn: &Connection) -> Result<Vec<User>, AccountsError> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY id"))?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn by_username(conn: &Connection, username: &str) -> Result<Option<User>, AccountsError> {
     Ok(conn
         .query_row(&format!("SELECT {COLUMNS} FROM users WHERE username = ?1"), [username], from_row)

@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand. Each returns an exit code; messages go to stderr.
 
 pub mod archive;
+pub mod compare;
 pub mod config_cmd;
 pub mod doctor;
+pub mod recover;
 pub mod serve;
 pub mod tls_args;
 pub mod token;
@@ -36,6 +38,9 @@ pub enum Command {
         /// Address to listen on, HOST:PORT.
         #[arg(long)]
         listen: Option<String>,
+        /// Back up media and server files to this directory (a mounted volume); `[backup] dir`.
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
         #[command(flatten)]
         tls: tls_args::TlsArgs,
     },
@@ -64,14 +69,21 @@ pub enum Command {
     /// Re-hash every stored file, report missing or corrupt ones and mark their items
     /// (exit 0: all intact, 1: problems found, 2: could not check).
     Verify,
+    /// Compare the live database with another reelbox database (e.g. a restore): what was
+    /// added, removed or changed, per kind of record.
+    Compare(compare::CompareArgs),
+    /// Bring chosen media items back from another reelbox database (e.g. a restore), with
+    /// their captions, access and files.
+    Recover(recover::RecoverArgs),
 }
 
 pub fn load_config(cli: &Cli, listen: Option<String>) -> Result<Config, ExitCode> {
-    load_config_with(cli, Overrides { data_dir: cli.data.clone(), listen, ..Default::default() })
+    load_config_with(cli, Overrides { listen, ..Default::default() })
 }
 
-/// Like [`load_config`] with every override given (`serve` adds its TLS flags).
-pub fn load_config_with(cli: &Cli, overrides: Overrides) -> Result<Config, ExitCode> {
+/// Like [`load_config`] with more command-line overrides (`serve --backup-dir`).
+pub fn load_config_with(cli: &Cli, mut overrides: Overrides) -> Result<Config, ExitCode> {
+    overrides.data_dir = cli.data.clone();
     Config::load(cli.config.as_deref(), &overrides).map(|l| l.config).map_err(|e| {
         eprintln!("reelbox: {e}");
         ExitCode::from(2)
@@ -92,9 +104,14 @@ pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Serve { listen, tls } => load_config_with(
+        Command::Serve { listen, backup_dir, tls } => load_config_with(
             &cli,
-            Overrides { data_dir: cli.data.clone(), listen: listen.clone(), tls: tls.overrides() },
+            Overrides {
+                listen: listen.clone(),
+                backup: backup_dir.clone().map(|dir| crate::config::BackupDirOverride { dir }),
+                tls: tls.overrides(),
+                ..Default::default()
+            },
         )
         .and_then(serve::run),
         Command::User { command } => load_config(&cli, None).and_then(|c| user::run(&c, command)),
@@ -103,6 +120,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Doctor => load_config(&cli, None).and_then(|c| doctor::run(&c)),
         Command::Archive { command } => load_config(&cli, None).and_then(|c| archive::run(&c, command)),
         Command::Verify => load_config(&cli, None).and_then(|c| verify::run(&c)),
+        Command::Compare(args) => load_config(&cli, None).and_then(|c| compare::run(&c, args)),
+        Command::Recover(args) => load_config(&cli, None).and_then(|c| recover::run(&c, args)),
     };
     result.unwrap_or_else(|code| code)
 }

@@ -49,6 +49,9 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let app = App::new(cfg.clone(), db.clone(), store, uploads, Clock::System, metrics)
         .map_err(|e| fail(format!("bad password settings: {e}")))?;
 
+    // Before listening, so a wrong backup setting stops the start with the reason.
+    let backup_target = crate::backup::open_target(&app.config)
+        .map_err(|e| fail(format!("cannot open the backup target: {e}")))?;
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
     // After a crash, partial uploads hold bytes that were acknowledged but maybe never synced:
     // cut them back to the recorded durable offsets before anyone asks for one.
@@ -155,7 +158,8 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         println!("Sign in at {base}/login");
     }
     tracing::info!(%bound, "listening");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    crate::ops::service::notify_ready(&format!("serving {base}"));
+    let watchdog = crate::ops::service::start_watchdog(&app, bound);
 
     let handle = server.handle();
     tokio::spawn(async move {
@@ -167,15 +171,36 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         if let Some(r) = redirect {
             r.stop(true).await;
         }
+        crate::ops::service::notify_stopping();
         handle.stop(true).await;
     });
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let transcoders = crate::transcode::Workers::start(&app);
+    // --- backup of media and server files (src/backup/) ---
+    let media_backup = backup_target.map(|target| {
+        let ctx = crate::backup::media::Ctx::from_app(&app, target.clone());
+        let files = crate::backup::files::start(
+            target.clone(),
+            app.config.clone(),
+            app.clock.clone(),
+            ctx.status.clone(),
+        );
+        tracing::info!(target = %target, "backing up media and server files");
+        (crate::backup::media::MediaBackup::start(ctx), files)
+    });
+    // --- end backup ---
     let result = server.await;
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    crate::ops::service::notify_stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     housekeeping.abort();
     if let Some(t) = acme_task {
         t.abort();
+    }
+    if let Some((media, files)) = media_backup {
+        media.stop();
+        files.abort();
     }
     let synced = crate::ingest::tus_recovery::sync_open(&app).await;
     if synced > 0 {

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
 pub mod ids;
+pub mod rows;
 
 /// The schema, one file per version. Append only: a released migration is never edited.
 const MIGRATIONS: &[&str] = &[

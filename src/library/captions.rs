@@ -355,6 +355,22 @@ pub fn remove(conn: &Connection, media: MediaId, lang: &str) -> Result<(), Capti
     if n == 0 { Err(CaptionError::NotFound) } else { Ok(()) }
 }
 
+// --- backup and partial restore (src/backup/) ---
+
+/// Every caption track with a fingerprint of its text (`reelbox compare`): (item, language,
+/// label, SHA-256 of the WebVTT).
+pub fn all_tracks(conn: &Connection) -> Result<Vec<(MediaId, String, String, String)>, CaptionError> {
+    let mut stmt = conn.prepare("SELECT media_id, lang, label, vtt FROM captions ORDER BY media_id, lang")?;
+    let rows = stmt
+        .query_map([], |r| {
+            let vtt: String = r.get(3)?;
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, crate::store::Sha256::digest(vtt.as_bytes()).to_hex()))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+// --- end backup ---
+
 #[cfg(test)]
 mod tests {
     use super::*;

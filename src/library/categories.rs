@@ -70,6 +70,18 @@ pub fn require(conn: &Connection, id: CategoryId) -> Result<Category, LibraryErr
     get(conn, id)?.ok_or(LibraryError::NotFound("category"))
 }
 
+/// Put back a category exactly as it was (same id), for `reelbox recover`.
+pub fn insert_exact(conn: &Connection, c: &Category) -> Result<(), LibraryError> {
+    match conn.execute(
+        "INSERT INTO categories (id, parent_id, name, description, public, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![c.id, c.parent_id, c.name, c.description, c.public, c.created_at],
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) if unique_violation(&e) => Err(LibraryError::NameTaken(c.name.clone())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Every category, parents before children, siblings by name.
 pub fn list(conn: &Connection) -> Result<Vec<Category>, LibraryError> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY name COLLATE NOCASE"))?;

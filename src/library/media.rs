@@ -328,6 +328,34 @@ pub fn title_from_filename(filename: &str) -> String {
     if t.is_empty() { filename.to_string() } else { t }
 }
 
+// --- backup and partial restore (src/backup/) ---
+
+/// Every item in any status, by id (`reelbox compare`).
+pub fn all(conn: &Connection) -> Result<Vec<MediaItem>, LibraryError> {
+    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY id"))?;
+    let items = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    Ok(items)
+}
+
+/// An item's rows in the library's tables, for `reelbox recover`: the item first (the others
+/// refer to it), then its thumbnails, captions and playback positions.
+pub fn item_rows(conn: &Connection, id: MediaId) -> Result<Vec<crate::db::rows::Rows>, LibraryError> {
+    use crate::db::rows::select;
+    Ok(vec![
+        select(conn, "media_items", "id", id.0)?,
+        select(conn, "renditions", "media_id", id.0)?,
+        select(conn, "captions", "media_id", id.0)?,
+        select(conn, "playback_positions", "media_id", id.0)?,
+    ])
+}
+
+/// Remove an item row outright (what it owns goes with it by cascade): `reelbox recover
+/// --replace`, just before the item is written again from the restore.
+pub fn remove_for_replace(conn: &Connection, id: MediaId) -> Result<bool, LibraryError> {
+    Ok(conn.execute("DELETE FROM media_items WHERE id = ?1", [id])? > 0)
+}
+// --- end backup ---
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,3 +3,4 @@
 
 pub mod doctor;
 pub mod doctor_tls;
+pub mod service;

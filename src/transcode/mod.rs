@@ -208,6 +208,34 @@ pub fn playback(conn: &Connection, id: MediaId) -> Result<Playback, TranscodeErr
     })
 }
 
+// --- backup and partial restore (src/backup/) ---
+
+/// Items with files published at or after `since` (the media backup copies them).
+pub fn published_since(
+    conn: &Connection,
+    since: crate::clock::Timestamp,
+) -> Result<Vec<MediaId>, TranscodeError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT media_id FROM media_rungs WHERE published_at >= ?1
+         UNION SELECT media_id FROM media_assets WHERE published_at >= ?1",
+    )?;
+    let ids = stmt.query_map([since], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// An item's rows in this module's tables, for `reelbox recover`: what ffprobe found, the
+/// published rungs and files, and the job (with its files restored, the item plays as before).
+pub fn item_rows(conn: &Connection, id: MediaId) -> Result<Vec<crate::db::rows::Rows>, TranscodeError> {
+    use crate::db::rows::select;
+    Ok(vec![
+        select(conn, "media_probes", "media_id", id.0)?,
+        select(conn, "media_rungs", "media_id", id.0)?,
+        select(conn, "media_assets", "media_id", id.0)?,
+        select(conn, "transcode_jobs", "media_id", id.0)?,
+    ])
+}
+// --- end backup ---
+
 #[cfg(test)]
 mod tests {
     use super::*;
