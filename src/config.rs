@@ -83,7 +83,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub embed: EmbedConfig,
-    // issue 5 (installer): the `[tls]` table the installer writes; issue 5 point 1 owns it.
+    /// HTTPS: where the certificate comes from and the listeners (`[tls]`, src/tls).
     pub tls: TlsConfig,
     /// The backup target and what is copied there (`[backup]`).
     pub backup: BackupConfig,
@@ -245,47 +245,152 @@ impl EmbedConfig {
     }
 }
 
-// issue 5 (installer) — the shape of `[tls]` that installer/install.sh writes, with the key
-// names of the TLS work (issue 5 point 1), whose version gives them behaviour and replaces this.
+// --- TLS (src/tls) ---------------------------------------------------------------------------
+
+/// Where the HTTPS certificate comes from; `off` serves plain HTTP on `listen`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    #[default]
+    Off,
+    Acme,
+    Files,
+    SelfSigned,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Off => "off",
+            TlsMode::Acme => "acme",
+            TlsMode::Files => "files",
+            TlsMode::SelfSigned => "self-signed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// `off`, `acme`, `files` or `self-signed`.
-    pub mode: String,
-    /// Address of the HTTPS listener.
+    /// `off` (plain HTTP on `listen`, development only), `acme`, `files` or `self-signed`.
+    pub mode: TlsMode,
+    /// Address of the HTTPS listener when `mode` is not `off`.
     pub https: String,
-    /// Address of the plain-HTTP redirect listener, or `off`.
+    /// Address of the plain-HTTP listener that only redirects to HTTPS, or `off`.
     pub http: String,
-    /// Certificate chain (PEM) for `files`.
+    /// `files`: the certificate chain (PEM), re-read when it changes.
     pub cert_file: Option<PathBuf>,
-    /// Private key (PEM) for `files`.
+    /// `files`: the private key (PEM), re-read when it changes.
     pub key_file: Option<PathBuf>,
-    /// Names the certificate is for.
+    /// `acme` (and the names of a `self-signed` certificate): the host names to serve.
     pub domains: Vec<String>,
-    /// ACME directory URL.
+    /// `acme`: the directory URL of the ACME CA.
     pub acme_directory: String,
-    /// Extra CA (PEM) trusted when talking to the ACME server.
+    /// `acme`: an extra CA certificate (PEM) trusted when talking to the ACME server.
     pub acme_ca_file: Option<PathBuf>,
-    /// E-mail addresses the ACME CA may write to.
+    /// `acme`: e-mail addresses the CA may write to about the certificates.
     pub acme_contact: Vec<String>,
 }
+
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 impl Default for TlsConfig {
     fn default() -> Self {
         TlsConfig {
-            mode: "off".into(),
+            mode: TlsMode::Off,
             https: "[::]:443".into(),
             http: "[::]:80".into(),
             cert_file: None,
             key_file: None,
             domains: Vec::new(),
-            acme_directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_directory: LETS_ENCRYPT_DIRECTORY.into(),
             acme_ca_file: None,
             acme_contact: Vec::new(),
         }
     }
 }
-// end issue 5 (installer)
+
+impl TlsConfig {
+    /// The redirect listener's address, if there is one.
+    pub fn http_addr(&self) -> Option<&str> {
+        (self.mode != TlsMode::Off && self.http != "off").then_some(self.http.as_str())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::BadValue { key, message: message.into() }
+        }
+        if self.mode == TlsMode::Off {
+            return Ok(());
+        }
+        if self.https.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "tls.https",
+                format!("`{}` is not HOST:PORT; use for example `[::]:443` or `127.0.0.1:8443`", self.https),
+            ));
+        }
+        if self.http != "off" && self.http.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "tls.http",
+                format!("`{}` is not HOST:PORT or `off`; use for example `[::]:80`", self.http),
+            ));
+        }
+        if let Some(bad_name) = self.domains.iter().find(|d| !valid_domain(d)) {
+            return Err(bad(
+                "tls.domains",
+                format!("`{bad_name}` is not a host name like media.school.example"),
+            ));
+        }
+        match self.mode {
+            TlsMode::Files if self.cert_file.is_none() || self.key_file.is_none() => Err(bad(
+                "tls.cert_file",
+                "`files` mode needs both tls.cert_file and tls.key_file (PEM files; --cert-file and --key-file)",
+            )),
+            TlsMode::Acme if self.domains.is_empty() => Err(bad(
+                "tls.domains",
+                "`acme` mode needs at least one host name that points at this server (--domain media.school.example)",
+            )),
+            TlsMode::Acme if !self.acme_directory.starts_with("https://") => {
+                Err(bad("tls.acme_directory", format!("`{}` must be an https:// URL", self.acme_directory)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn valid_domain(d: &str) -> bool {
+    d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// TLS settings given as flags to `serve`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TlsOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<TlsMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domains: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_directory: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_ca_file: Option<PathBuf>,
+}
+
+// --- end TLS ---------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -419,6 +524,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOverrides>,
     /// `serve --backup-dir`, nested as `backup.dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupDirOverride>,
@@ -604,15 +711,7 @@ impl Config {
                 ),
             ));
         }
-        if !["acme", "files", "self-signed", "off"].contains(&self.tls.mode.as_str()) {
-            return Err(bad(
-                "tls.mode",
-                format!("`{}` is not acme, files, self-signed or off", self.tls.mode),
-            ));
-        }
-        if self.tls.mode == "files" && (self.tls.cert_file.is_none() || self.tls.key_file.is_none()) {
-            return Err(bad("tls.cert_file", "`files` needs both `cert_file` and `key_file`"));
-        }
+        self.tls.validate()?;
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(bad(
                 "log.level",
@@ -622,9 +721,10 @@ impl Config {
         Ok(())
     }
 
-    /// The base URL printed in links: `public_url`, or derived from `listen`.
+    /// The base URL printed in links: `public_url`, or derived from `listen` (`tls.https` with TLS on).
     pub fn base_url(&self) -> String {
-        match self.listen.parse::<std::net::SocketAddr>() {
+        let listen = if self.tls.mode == TlsMode::Off { &self.listen } else { &self.tls.https };
+        match listen.parse::<std::net::SocketAddr>() {
             Ok(addr) => self.base_url_for(addr),
             Err(_) => self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)),
         }
@@ -632,10 +732,11 @@ impl Config {
 
     /// The base URL once the listener is bound (port 0 becomes the real port).
     pub fn base_url_for(&self, bound: std::net::SocketAddr) -> String {
+        let scheme = if self.tls.mode == TlsMode::Off { "http" } else { "https" };
         match &self.public_url {
             Some(url) => url.clone(),
-            None if bound.ip().is_unspecified() => format!("http://localhost:{}", bound.port()),
-            None => format!("http://{bound}"),
+            None if bound.ip().is_unspecified() => format!("{scheme}://localhost:{}", bound.port()),
+            None => format!("{scheme}://{bound}"),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod library;
 pub mod ops;
 pub mod replication;
 pub mod store;
+pub mod tls;
 pub mod transcode;
 pub mod web;
 
@@ -48,6 +49,8 @@ pub struct AppInner {
     pub caches: web::cache::Caches,
     /// The key of signed media URLs (`?t=`), read from the data directory on first use.
     pub media_url_key: web::media_files::signed::UrlKey,
+    /// HTTPS status (mode, certificate, renewals, errors) for the dashboard.
+    pub tls: tls::StatusHandle,
 }
 
 impl Deref for App {
@@ -79,6 +82,7 @@ impl App {
             started: Instant::now(),
             caches: web::cache::Caches::default(),
             media_url_key: Default::default(),
+            tls: Default::default(),
         })))
     }
 

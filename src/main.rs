@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    reelbox::tls::install_crypto_provider();
     let cli = reelbox::cli::Cli::parse();
     init_logging();
     reelbox::cli::run(cli)

@@ -14,6 +14,8 @@ cd "$repo_root"
 packages=(chromium chromium-driver ffmpeg wrk nginx-light nodejs python3-pip)
 # tests/installer.rs: shellcheck, `nft -c`, `systemd-analyze verify`, systemd-sysusers, openssl.
 packages+=(shellcheck nftables systemd openssl)
+# HTTPS tests (tests/tls*.rs): openssl s_client and curl as TLS peers, pebble as the ACME server.
+packages+=(openssl curl pebble)
 
 install_only=false
 if [[ "${1:-}" == "--install-only" ]]; then

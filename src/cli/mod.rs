@@ -6,6 +6,7 @@ pub mod config_cmd;
 pub mod doctor;
 pub mod recover;
 pub mod serve;
+pub mod tls_args;
 pub mod token;
 pub mod user;
 pub mod verify;
@@ -40,6 +41,8 @@ pub enum Command {
         /// Back up media and server files to this directory (a mounted volume); `[backup] dir`.
         #[arg(long)]
         backup_dir: Option<PathBuf>,
+        #[command(flatten)]
+        tls: tls_args::TlsArgs,
     },
     /// Manage accounts.
     User {
@@ -101,11 +104,12 @@ pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Serve { listen, backup_dir } => load_config_with(
+        Command::Serve { listen, backup_dir, tls } => load_config_with(
             &cli,
             Overrides {
                 listen: listen.clone(),
                 backup: backup_dir.clone().map(|dir| crate::config::BackupDirOverride { dir }),
+                tls: tls.overrides(),
                 ..Default::default()
             },
         )

@@ -11,7 +11,7 @@ use crate::App;
 use crate::accounts::sessions::{self, SessionPolicy};
 use crate::accounts::users;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, TlsMode};
 use crate::web;
 
 pub fn run(cfg: Config) -> Result<ExitCode, ExitCode> {
@@ -60,14 +60,31 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         Ok(n) => tracing::info!(uploads = n, "partial uploads shorter than recorded"),
         Err(e) => return Err(fail(format!("cannot check the partial uploads: {e}"))),
     }
-    let listener = std::net::TcpListener::bind(&cfg.listen).map_err(|e| {
+    // HTTPS (src/tls): the certificate source, the HTTPS listener and the redirect listener.
+    let tls = if cfg.tls.mode == TlsMode::Off {
+        tracing::warn!(
+            "TLS is off: serving plain HTTP, for development only; use --tls acme|files|self-signed in production"
+        );
+        None
+    } else {
+        app.tls.persist_to(&cfg.data_dir);
+        Some(crate::tls::prepare(&cfg, &app.tls).map_err(|e| fail(format!("HTTPS cannot start: {e}")))?)
+    };
+    let (main_addr, main_flag) =
+        if tls.is_some() { (cfg.tls.https.as_str(), "--https") } else { (cfg.listen.as_str(), "--listen") };
+    let listener = std::net::TcpListener::bind(main_addr).map_err(|e| {
         fail(format!(
-            "cannot listen on {}: {e}; is another server using it? Choose another with --listen",
-            cfg.listen
+            "cannot listen on {main_addr}: {e}; is another server using it? Choose another with {main_flag}"
         ))
     })?;
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
     let base = cfg.base_url_for(bound);
+    let redirect_listener = match cfg.tls.http_addr() {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
+            fail(format!("cannot listen on {addr}: {e}; choose another with --http, or --http off"))
+        })?),
+        None => None,
+    };
 
     // Listen for SIGTERM/SIGINT before announcing anything, so a signal sent as soon as the URL
     // is printed still stops the server gracefully.
@@ -93,10 +110,42 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     .disable_signals()
     .workers(workers)
     .max_connection_rate(256)
-    .shutdown_timeout(30)
-    .listen(listener)
-    .map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?
-    .run();
+    .shutdown_timeout(30);
+    let (server, acme_driver) = match tls {
+        Some(prepared) => (server.listen_rustls_0_23(listener, prepared.server_config), prepared.driver),
+        None => (server.listen(listener), None),
+    };
+    let server = server.map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?.run();
+    let acme_task = acme_driver.map(|d| tokio::spawn(d.run()));
+    let redirect = match redirect_listener {
+        Some(l) => {
+            let http_bound = l.local_addr().map_err(|e| fail(e.to_string()))?;
+            let target = crate::tls::redirect::Target {
+                https_port: bound.port(),
+                public_url: cfg.public_url.clone().filter(|u| u.starts_with("https://")),
+            };
+            let state = app.clone();
+            let srv = HttpServer::new(move || {
+                actix_web::App::new()
+                    .app_data(actix_web::web::Data::new(target.clone()))
+                    .app_data(actix_web::web::Data::new(state.clone()))
+                    .route("/healthz", actix_web::web::get().to(web::api::ops::healthz))
+                    .default_service(actix_web::web::to(crate::tls::redirect::to_https))
+            })
+            .disable_signals()
+            .workers(1)
+            .shutdown_timeout(5)
+            .listen(l)
+            .map_err(|e| fail(format!("cannot listen on {http_bound}: {e}")))?
+            .run();
+            println!("redirecting http://{http_bound} to HTTPS");
+            tracing::info!(%http_bound, "plain HTTP answers with redirects to HTTPS");
+            let handle = srv.handle();
+            tokio::spawn(srv);
+            Some(handle)
+        }
+        None => None,
+    };
 
     println!("reelbox {} serving {base}", crate::VERSION);
     if !has_admin {
@@ -118,6 +167,9 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: finishing requests in flight, then stopping"),
             _ = int.recv() => tracing::info!("SIGINT: finishing requests in flight, then stopping"),
+        }
+        if let Some(r) = redirect {
+            r.stop(true).await;
         }
         crate::ops::service::notify_stopping();
         handle.stop(true).await;
@@ -143,6 +195,9 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         w.abort();
     }
     housekeeping.abort();
+    if let Some(t) = acme_task {
+        t.abort();
+    }
     if let Some((media, files)) = media_backup {
         media.stop();
         files.abort();

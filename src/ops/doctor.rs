@@ -27,15 +27,25 @@ fn check(name: &'static str, status: Status, summary: impl Into<String>, fix: im
 }
 
 pub fn run(cfg: &Config) -> Vec<Check> {
-    vec![
+    let mut checks = vec![
         data_dir(&cfg.data_dir),
         disk_space(&cfg.data_dir),
         database(&cfg.data_dir),
         ffmpeg(&cfg.transcode.ffmpeg, "ffmpeg"),
         ffmpeg(&cfg.transcode.ffprobe, "ffprobe"),
         clock(),
-        port(&cfg.listen),
-    ]
+    ];
+    // HTTPS: the certificate, and the ports actually served.
+    checks.push(super::doctor_tls::check_tls(cfg));
+    if cfg.tls.mode == crate::config::TlsMode::Off {
+        checks.push(port(&cfg.listen));
+    } else {
+        checks.push(port(&cfg.tls.https));
+        if let Some(http) = cfg.tls.http_addr() {
+            checks.push(port(http));
+        }
+    }
+    checks
 }
 
 fn data_dir(dir: &Path) -> Check {

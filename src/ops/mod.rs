@@ -2,4 +2,5 @@
 //! upgrades and notifications arrive later.
 
 pub mod doctor;
+pub mod doctor_tls;
 pub mod service;

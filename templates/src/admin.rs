@@ -141,6 +141,51 @@ pub struct DashboardView {
     pub version: &'static str,
     /// The last integrity scrub: (when, blobs, problems); `when` says if it has not finished.
     pub last_scrub: Option<(String, i64, i64)>,
+    /// HTTPS: mode, certificate, renewals and errors.
+    pub tls: TlsView,
+}
+
+/// The HTTPS card of the dashboard.
+#[derive(Default)]
+pub struct TlsView {
+    /// `off`, `acme`, `files` or `self-signed`.
+    pub mode: String,
+    /// The names the certificate covers.
+    pub names: Option<String>,
+    pub issuer: Option<String>,
+    /// (expiry, days left)
+    pub expires: Option<(String, i64)>,
+    pub last_renewal: Option<String>,
+    /// (when, what)
+    pub last_error: Option<(String, String)>,
+}
+
+fn tls_card(t: &TlsView) -> Markup {
+    html! {
+        section.card aria-labelledby="https-heading" {
+            h2 #https-heading { "HTTPS" }
+            @if t.mode == "off" {
+                p.form-error role="alert" {
+                    "TLS is off: this server speaks plain HTTP, so passwords and sessions cross the network unencrypted. "
+                    "Start it with " code { "--tls acme" } ", " code { "--tls files" } " or " code { "--tls self-signed" } "."
+                }
+            } @else {
+                dl {
+                    dt { "Certificate source" } dd { (t.mode) }
+                    dt { "Names" } dd { (t.names.as_deref().unwrap_or("no certificate yet")) }
+                    @if let Some(issuer) = &t.issuer { dt { "Issued by" } dd { (issuer) } }
+                    @if let Some((at, days)) = &t.expires {
+                        dt { "Expires" }
+                        dd { (at) " (" @if *days < 0 { "expired" } @else { (days) " days left" } ")" }
+                    }
+                    dt { "Last renewal" } dd { (t.last_renewal.as_deref().unwrap_or("none since start")) }
+                }
+                @if let Some((at, what)) = &t.last_error {
+                    p.form-error role="alert" { "Last certificate error (" (at) "): " (what) }
+                }
+            }
+        }
+    }
 }
 
 /// The administration sub-navigation (no entry marked current).
@@ -257,6 +302,7 @@ pub fn dashboard_page(chrome: &Chrome, v: &DashboardView) -> Markup {
                     }
                 }
             }
+            (tls_card(&v.tls))
             section.card {
                 h2 { "Recent activity" }
                 (audit_table(&v.recent))

@@ -214,6 +214,11 @@ impl Server {
         None
     }
 
+    /// What the server printed on standard output so far, line by line.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
     /// What the server logged so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()

@@ -27,7 +27,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-async fn healthz(app: web::Data<App>) -> HttpResponse {
+pub(crate) async fn healthz(app: web::Data<App>) -> HttpResponse {
     // A trivial read proves the database answers.
     let db_ok = app
         .db

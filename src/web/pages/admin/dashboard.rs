@@ -1,7 +1,7 @@
 //! The administration home: counts, what needs attention, recent activity.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use reelbox_templates::admin::{DashboardView, dashboard_page};
+use reelbox_templates::admin::{DashboardView, TlsView, dashboard_page};
 
 use crate::App;
 use crate::accounts::sessions::{self, SessionPolicy};
@@ -65,6 +65,20 @@ async fn dashboard(
             };
             (at, s.blobs, s.problems)
         }),
+        tls: tls_view(&app, now),
     };
     Ok(html(dashboard_page(&chrome(&req, Some(&admin.0)), &view)))
+}
+
+/// The HTTPS card: the live status the server keeps (mode, certificate, renewals, errors).
+fn tls_view(app: &App, now: i64) -> TlsView {
+    let s = app.tls.get();
+    TlsView {
+        mode: if s.mode.is_empty() { app.config.tls.mode.as_str().to_string() } else { s.mode.clone() },
+        names: s.cert.as_ref().map(|c| c.names.join(", ")),
+        issuer: s.cert.as_ref().map(|c| c.issuer.clone()),
+        expires: s.cert.as_ref().map(|c| (format_utc(c.not_after), (c.not_after - now).div_euclid(86_400))),
+        last_renewal: s.last_renewal.map(format_utc),
+        last_error: s.last_error.clone().map(|e| (s.last_error_at.map(format_utc).unwrap_or_default(), e)),
+    }
 }
