@@ -83,6 +83,13 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub embed: EmbedConfig,
+    /// The backup target and what is copied there (`[backup]`).
+    pub backup: BackupConfig,
+    /// WAL shipping of the database to the backup target (`[replication]`).
+    pub replication: ReplicationConfig,
+    /// The file this configuration was read from (backed up daily by `backup::files`).
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -263,6 +270,9 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             embed: EmbedConfig::default(),
+            backup: BackupConfig::default(),
+            replication: ReplicationConfig::default(),
+            source_file: None,
         }
     }
 }
@@ -331,6 +341,68 @@ impl Default for LogConfig {
     }
 }
 
+// --- backup (media and files: src/backup/) ---
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// A directory target (a mounted volume); `--backup-dir` on `serve`.
+    pub dir: Option<PathBuf>,
+    /// Blobs whose items were purged stay in the target this many days, then are deleted there.
+    pub media_keep_days: u32,
+    /// Daily copies of the configuration and server files are kept this many days.
+    pub files_keep_days: u32,
+    /// Minutes between reconciliation walks (local blobs and renditions against the target).
+    pub media_check_minutes: u32,
+    /// Every target copy is read back and re-hashed this often (days; 0: at every walk).
+    pub media_verify_days: u32,
+    /// An S3-compatible target instead of `dir`: `s3://bucket/prefix` (needs the `aws` build
+    /// feature; credentials from the standard AWS environment variables).
+    pub url: Option<String>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: None,
+            media_keep_days: 90,
+            files_keep_days: 30,
+            media_check_minutes: 60,
+            media_verify_days: 7,
+            url: None,
+        }
+    }
+}
+// --- end backup ---
+
+// --- replication (WAL shipping of the database: src/replication/) ---
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// Hours between database snapshots in the target (one is also taken at every new generation).
+    pub snapshot_hours: u32,
+    /// Days of database history kept restorable in the target.
+    pub retention_days: u32,
+    /// Seconds from commit to the target above which the dashboard raises an alarm.
+    pub lag_alarm_seconds: u32,
+    /// WAL size (MiB) past which shipped frames are checkpointed with TRUNCATE.
+    pub wal_truncate_mib: u32,
+    /// Records in the target smaller than this (KiB) are merged into larger ones.
+    pub compact_below_kib: u32,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            snapshot_hours: 24,
+            retention_days: 30,
+            lag_alarm_seconds: 60,
+            wal_truncate_mib: 64,
+            compact_below_kib: 1024,
+        }
+    }
+}
+// --- end replication ---
+
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Overrides {
@@ -338,6 +410,15 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// `serve --backup-dir`, nested as `backup.dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupDirOverride>,
+}
+
+/// `--backup-dir` in the shape of the `[backup]` table, so it merges over the file's.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct BackupDirOverride {
+    pub dir: PathBuf,
 }
 
 /// Which file the configuration came from, for messages.
@@ -386,6 +467,7 @@ impl Config {
         figment = figment.merge(env_provider(&env));
         figment = figment.merge(Serialized::defaults(overrides));
         let mut config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.source_file = file.clone();
         config.resolve_secret_files()?;
         config.validate()?;
         Ok(Loaded { config, file })
@@ -459,6 +541,27 @@ impl Config {
         }
         if !(1..=3650).contains(&self.library.archive_days) {
             return Err(bad("library.archive_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=3650).contains(&self.backup.media_keep_days) {
+            return Err(bad("backup.media_keep_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=3650).contains(&self.backup.files_keep_days) {
+            return Err(bad("backup.files_keep_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=24 * 60).contains(&self.backup.media_check_minutes) {
+            return Err(bad("backup.media_check_minutes", "must be between 1 and 1440 (a day)"));
+        }
+        if self.backup.media_verify_days > 365 {
+            return Err(bad("backup.media_verify_days", "must be between 0 (every walk) and 365"));
+        }
+        if !(1..=3650).contains(&self.replication.retention_days) {
+            return Err(bad("replication.retention_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=24 * 365).contains(&self.replication.snapshot_hours) {
+            return Err(bad("replication.snapshot_hours", "must be between 1 and 8760 (a year)"));
+        }
+        if self.backup.dir.is_some() && self.backup.url.is_some() {
+            return Err(bad("backup.url", "give either backup.dir or backup.url, not both"));
         }
         if self.transcode.workers > 64 {
             return Err(bad("transcode.workers", "must be between 0 (half the cores) and 64"));

@@ -47,6 +47,8 @@ pub struct AppInner {
     pub caches: web::cache::Caches,
     /// The key of signed media URLs (`?t=`), read from the data directory on first use.
     pub media_url_key: web::media_files::signed::UrlKey,
+    /// The WAL shipper, when a backup target is configured (set once by `serve`).
+    pub replication: std::sync::OnceLock<Arc<replication::Shipper>>,
 }
 
 impl Deref for App {
@@ -78,6 +80,7 @@ impl App {
             started: Instant::now(),
             caches: web::cache::Caches::default(),
             media_url_key: Default::default(),
+            replication: std::sync::OnceLock::new(),
         })))
     }
 

@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand. Each returns an exit code; messages go to stderr.
 
 pub mod archive;
+pub mod backup;
 pub mod config_cmd;
 pub mod doctor;
+pub mod restore;
 pub mod serve;
 pub mod token;
 pub mod user;
@@ -35,6 +37,9 @@ pub enum Command {
         /// Address to listen on, HOST:PORT.
         #[arg(long)]
         listen: Option<String>,
+        /// Back up media and server files to this directory (a mounted volume); `[backup] dir`.
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
     },
     /// Manage accounts.
     User {
@@ -61,10 +66,22 @@ pub enum Command {
     /// Re-hash every stored file, report missing or corrupt ones and mark their items
     /// (exit 0: all intact, 1: problems found, 2: could not check).
     Verify,
+    /// Database backups in a backup target: list them; the state checksum of a database file.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
+    /// Restore the database from a backup target, as of now or of a moment in the past.
+    Restore(restore::RestoreArgs),
 }
 
 pub fn load_config(cli: &Cli, listen: Option<String>) -> Result<Config, ExitCode> {
-    let overrides = Overrides { data_dir: cli.data.clone(), listen };
+    load_config_with(cli, Overrides { listen, ..Default::default() })
+}
+
+/// Like [`load_config`] with more command-line overrides (`serve --backup-dir`).
+pub fn load_config_with(cli: &Cli, mut overrides: Overrides) -> Result<Config, ExitCode> {
+    overrides.data_dir = cli.data.clone();
     Config::load(cli.config.as_deref(), &overrides).map(|l| l.config).map_err(|e| {
         eprintln!("reelbox: {e}");
         ExitCode::from(2)
@@ -85,13 +102,23 @@ pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Serve { listen } => load_config(&cli, listen.clone()).and_then(serve::run),
+        Command::Serve { listen, backup_dir } => load_config_with(
+            &cli,
+            Overrides {
+                listen: listen.clone(),
+                backup: backup_dir.clone().map(|dir| crate::config::BackupDirOverride { dir }),
+                ..Default::default()
+            },
+        )
+        .and_then(serve::run),
         Command::User { command } => load_config(&cli, None).and_then(|c| user::run(&c, command)),
         Command::Token { command } => load_config(&cli, None).and_then(|c| token::run(&c, command)),
         Command::Config { command } => load_config(&cli, None).and_then(|c| config_cmd::run(&c, command)),
         Command::Doctor => load_config(&cli, None).and_then(|c| doctor::run(&c)),
         Command::Archive { command } => load_config(&cli, None).and_then(|c| archive::run(&c, command)),
         Command::Verify => load_config(&cli, None).and_then(|c| verify::run(&c)),
+        Command::Backup { command } => backup::run(command),
+        Command::Restore(args) => restore::run(args, cli.data.as_deref()),
     };
     result.unwrap_or_else(|code| code)
 }

@@ -49,6 +49,21 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let app = App::new(cfg.clone(), db.clone(), store, uploads, Clock::System, metrics)
         .map_err(|e| fail(format!("bad password settings: {e}")))?;
 
+    // --- WAL shipping (src/replication/) ---
+    match crate::replication::target::open(&cfg) {
+        Ok(None) => {}
+        Ok(Some(target)) => {
+            let shipper =
+                crate::replication::Shipper::start(app.db.clone(), &cfg.data_dir, target, &cfg.replication)
+                    .await
+                    .map_err(|e| {
+                        fail(format!("cannot start shipping the database to the backup target: {e}"))
+                    })?;
+            let _ = app.replication.set(std::sync::Arc::new(shipper));
+        }
+        Err(e) => return Err(fail(format!("backup target: {e}"))),
+    }
+    // --- end WAL shipping ---
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
     // After a crash, partial uploads hold bytes that were acknowledged but maybe never synced:
     // cut them back to the recorded durable offsets before anyone asks for one.
@@ -127,7 +142,13 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         tracing::info!(uploads = synced, "open uploads synced and recorded");
     }
     transcoders.stop().await;
-    app.db.close();
+    match app.replication.get() {
+        Some(shipper) => {
+            app.db.close_with(|| shipper.ship_final());
+            shipper.finish(Duration::from_secs(10)).await;
+        }
+        None => app.db.close(),
+    }
     tracing::info!("stopped");
     result.map(|_| ExitCode::SUCCESS).map_err(|e| fail(format!("server error: {e}")))
 }
