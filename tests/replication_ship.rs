@@ -198,3 +198,43 @@ async fn kill_9_at_random_points_loses_no_acknowledged_transaction() {
     assert!(acknowledged.len() > iterations, "the workload wrote something ({})", acknowledged.len());
     assert!(server.stop_gracefully().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_writes_and_checkpoint_start_a_new_generation_and_restores_stay_exact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, backup) = (dir.path().join("data"), dir.path().join("backup"));
+    let db = data.join("reelbox.db");
+    let mut server = start(&data, dir.path(), &backup);
+    server.add_user("admin", true);
+    let token = server.token("admin");
+    let api = server.api(&token);
+    api.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Before"})), 201).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before_at = chrono::Utc::now().timestamp_millis();
+    let before = checksum(&db);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(server.stop_gracefully().success());
+
+    // Someone writes and checkpoints (resetting the WAL) while reelbox is stopped.
+    {
+        let c = rusqlite::Connection::open(&db).expect("open");
+        c.execute_batch(
+            "INSERT INTO categories (name, description, public, created_at) VALUES ('Outside', '', 0, 0);
+             PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .expect("outside write");
+    }
+    let server = start(&data, dir.path(), &backup);
+    let api = server.api(&token);
+    api.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "After"})), 201).await;
+    let live = checksum(&db);
+    restore_latest_until(&backup, &dir.path().join("latest.db"), &live);
+    let names = category_names(&dir.path().join("latest.db"));
+    assert!(["Before", "Outside", "After"].iter().all(|n| names.iter().any(|x| x == n)), "{names:?}");
+    let listed = text(&run_cli(&["backup", "list", "--from", backup.to_str().expect("utf-8")], "").stdout);
+    assert!(listed.matches("generation ").count() >= 2, "a new generation: {listed}");
+    let out = dir.path().join("before.db");
+    let r = restore(&backup, Some(&rfc3339(before_at)), &out);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(checksum(&out), before, "restore across the generation boundary");
+}

@@ -198,6 +198,23 @@ impl Shipper {
                 .map_err(|source| ReplicationError::Io { path: spool.clone(), source })?
         };
         let uploader = tokio::spawn(upload::run(target, rx, queue, status.clone(), current.clone()));
+        {
+            // `/metrics` sees the lag even when nobody opens the dashboard.
+            let status = status.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let s = status.lock().map(|s| s.clone()).unwrap_or_default();
+                    metrics::gauge!("reelbox_replication_lag_seconds").set(s.lag_seconds(notify::now_ms()));
+                    metrics::gauge!("reelbox_replication_target_failing").set(if s.target_error.is_some() {
+                        1.0
+                    } else {
+                        0.0
+                    });
+                }
+            });
+        }
         let mut position = pos_rx.clone();
         let (st, cur) = (status.clone(), current);
         tokio::spawn(async move {
