@@ -87,6 +87,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The backup target and what is copied there (`[backup]`).
     pub backup: BackupConfig,
+    /// WAL shipping of the database to the backup target (`[replication]`).
+    pub replication: ReplicationConfig,
     /// The file this configuration was read from (backed up daily by `backup::files`).
     #[serde(skip)]
     pub source_file: Option<PathBuf>,
@@ -419,6 +421,7 @@ impl Default for Config {
             embed: EmbedConfig::default(),
             tls: TlsConfig::default(),
             backup: BackupConfig::default(),
+            replication: ReplicationConfig::default(),
             source_file: None,
         }
     }
@@ -502,6 +505,9 @@ pub struct BackupConfig {
     pub media_check_minutes: u32,
     /// Every target copy is read back and re-hashed this often (days; 0: at every walk).
     pub media_verify_days: u32,
+    /// An S3-compatible target instead of `dir`: `s3://bucket/prefix` (needs the `aws` build
+    /// feature; credentials from the standard AWS environment variables).
+    pub url: Option<String>,
 }
 
 impl Default for BackupConfig {
@@ -512,10 +518,40 @@ impl Default for BackupConfig {
             files_keep_days: 30,
             media_check_minutes: 60,
             media_verify_days: 7,
+            url: None,
         }
     }
 }
 // --- end backup ---
+
+// --- replication (WAL shipping of the database: src/replication/) ---
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// Hours between database snapshots in the target (one is also taken at every new generation).
+    pub snapshot_hours: u32,
+    /// Days of database history kept restorable in the target.
+    pub retention_days: u32,
+    /// Seconds from commit to the target above which the dashboard raises an alarm.
+    pub lag_alarm_seconds: u32,
+    /// WAL size (MiB) past which shipped frames are checkpointed with TRUNCATE.
+    pub wal_truncate_mib: u32,
+    /// Records in the target smaller than this (KiB) are merged into larger ones.
+    pub compact_below_kib: u32,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            snapshot_hours: 24,
+            retention_days: 30,
+            lag_alarm_seconds: 60,
+            wal_truncate_mib: 64,
+            compact_below_kib: 1024,
+        }
+    }
+}
+// --- end replication ---
 
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -669,6 +705,15 @@ impl Config {
         }
         if self.backup.media_verify_days > 365 {
             return Err(bad("backup.media_verify_days", "must be between 0 (every walk) and 365"));
+        }
+        if !(1..=3650).contains(&self.replication.retention_days) {
+            return Err(bad("replication.retention_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=24 * 365).contains(&self.replication.snapshot_hours) {
+            return Err(bad("replication.snapshot_hours", "must be between 1 and 8760 (a year)"));
+        }
+        if self.backup.dir.is_some() && self.backup.url.is_some() {
+            return Err(bad("backup.url", "give either backup.dir or backup.url, not both"));
         }
         if self.transcode.workers > 64 {
             return Err(bad("transcode.workers", "must be between 0 (half the cores) and 64"));

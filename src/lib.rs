@@ -51,6 +51,8 @@ pub struct AppInner {
     pub media_url_key: web::media_files::signed::UrlKey,
     /// HTTPS status (mode, certificate, renewals, errors) for the dashboard.
     pub tls: tls::StatusHandle,
+    /// The WAL shipper, when a backup target is configured (set once by `serve`).
+    pub replication: std::sync::OnceLock<Arc<replication::Shipper>>,
 }
 
 impl Deref for App {
@@ -83,6 +85,7 @@ impl App {
             caches: web::cache::Caches::default(),
             media_url_key: Default::default(),
             tls: Default::default(),
+            replication: std::sync::OnceLock::new(),
         })))
     }
 

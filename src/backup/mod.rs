@@ -43,16 +43,10 @@ use crate::store::{Sha256, StoreError};
 /// A backup target: a directory or S3-compatible storage.
 pub type Target = Arc<dyn ObjectStore>;
 
-/// Open the configured target (`[backup] dir`, `serve --backup-dir`). `None`: no backups.
-///
-/// The replication helper's `crate::replication::target::open` replaces this once it lands;
-/// everything else here takes a [`Target`] and does not care which kind it is.
+/// Open the configured target (`[backup] dir`, `serve --backup-dir`, or `[backup] url`), the
+/// same one the database is shipped to. `None`: no backups.
 pub fn open_target(cfg: &Config) -> Result<Option<Target>, BackupError> {
-    let Some(dir) = &cfg.backup.dir else { return Ok(None) };
-    std::fs::create_dir_all(dir).map_err(|e| BackupError::io(format!("creating {}", dir.display()), e))?;
-    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-        .map_err(|e| BackupError::target(format!("opening {}", dir.display()), e))?;
-    Ok(Some(Arc::new(fs)))
+    crate::replication::target::open(cfg).map_err(BackupError::domain)
 }
 
 /// `media/ab/abcd…`

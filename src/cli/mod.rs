@@ -1,10 +1,12 @@
 //! The command line: one file per subcommand. Each returns an exit code; messages go to stderr.
 
 pub mod archive;
+pub mod backup;
 pub mod compare;
 pub mod config_cmd;
 pub mod doctor;
 pub mod recover;
+pub mod restore;
 pub mod serve;
 pub mod tls_args;
 pub mod token;
@@ -75,6 +77,13 @@ pub enum Command {
     /// Bring chosen media items back from another reelbox database (e.g. a restore), with
     /// their captions, access and files.
     Recover(recover::RecoverArgs),
+    /// Database backups in a backup target: list them; the state checksum of a database file.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
+    /// Restore the database from a backup target, as of now or of a moment in the past.
+    Restore(restore::RestoreArgs),
 }
 
 pub fn load_config(cli: &Cli, listen: Option<String>) -> Result<Config, ExitCode> {
@@ -122,6 +131,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify => load_config(&cli, None).and_then(|c| verify::run(&c)),
         Command::Compare(args) => load_config(&cli, None).and_then(|c| compare::run(&c, args)),
         Command::Recover(args) => load_config(&cli, None).and_then(|c| recover::run(&c, args)),
+        Command::Backup { command } => backup::run(command),
+        Command::Restore(args) => restore::run(args, cli.data.as_deref()),
     };
     result.unwrap_or_else(|code| code)
 }

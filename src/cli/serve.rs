@@ -49,9 +49,17 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     let app = App::new(cfg.clone(), db.clone(), store, uploads, Clock::System, metrics)
         .map_err(|e| fail(format!("bad password settings: {e}")))?;
 
-    // Before listening, so a wrong backup setting stops the start with the reason.
-    let backup_target = crate::backup::open_target(&app.config)
+    // Before listening, so a wrong backup setting stops the start with the reason. One target
+    // (directory or S3) takes the shipped database and the copies of media and server files.
+    let backup_target = crate::replication::target::open(&cfg)
         .map_err(|e| fail(format!("cannot open the backup target: {e}")))?;
+    if let Some(target) = &backup_target {
+        let shipper =
+            crate::replication::Shipper::start(app.db.clone(), &cfg.data_dir, target.clone(), &cfg.replication)
+                .await
+                .map_err(|e| fail(format!("cannot start shipping the database to the backup target: {e}")))?;
+        let _ = app.replication.set(std::sync::Arc::new(shipper));
+    }
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
     // After a crash, partial uploads hold bytes that were acknowledged but maybe never synced:
     // cut them back to the recorded durable offsets before anyone asks for one.
@@ -207,7 +215,13 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         tracing::info!(uploads = synced, "open uploads synced and recorded");
     }
     transcoders.stop().await;
-    app.db.close();
+    match app.replication.get() {
+        Some(shipper) => {
+            app.db.close_with(|| shipper.ship_final());
+            shipper.finish(Duration::from_secs(10)).await;
+        }
+        None => app.db.close(),
+    }
     tracing::info!("stopped");
     result.map(|_| ExitCode::SUCCESS).map_err(|e| fail(format!("server error: {e}")))
 }

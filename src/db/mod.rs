@@ -28,9 +28,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_captions.sql"),
 ];
 
-/// Pages the WAL may grow to before SQLite checkpoints by itself. Replication will set this to 0
-/// and own checkpoints; no other code sets it.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
+/// SQLite never checkpoints by itself: the WAL hook of the writer (`replication::notify`) wakes
+/// the shipper, which checkpoints only frames already shipped (or, in a process that does not
+/// ship, checkpoints like SQLite's automatic checkpoint). No other code sets this.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 0;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DB_FILE: &str = "reelbox.db";
 
@@ -93,6 +94,8 @@ fn is_read_only(e: &rusqlite::Error) -> bool {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Closing the last connection must not checkpoint frames the shipper has not read yet.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = NORMAL;
@@ -181,6 +184,8 @@ impl Db {
             });
         }
         configure(&writer).map_err(open_err)?;
+        // Replaces SQLite's automatic checkpoint: see `replication::notify::on_commit`.
+        writer.wal_hook(Some(crate::replication::notify::on_commit));
         migrate(&mut writer, &path)?;
 
         let manager = SqliteConnectionManager::file(&path)
@@ -266,13 +271,37 @@ impl Db {
         (s.connections, s.idle_connections)
     }
 
+    /// A connection of its own on the database (replication: the shipper's read transaction
+    /// and snapshots), configured like the others.
+    pub fn open_connection(&self, read_only: bool) -> Result<Connection, DbError> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(&self.path, flags)
+            .map_err(|source| DbError::Open { path: self.path.clone(), source })?;
+        configure(&conn)?;
+        Ok(conn)
+    }
+
     /// At shutdown: `PRAGMA optimize`, then checkpoint the whole WAL into the database and
     /// truncate it, so the files on disk are complete even if a connection outlives us.
     pub fn close(&self) {
-        if let Ok(conn) = self.writer.lock()
-            && let Err(e) = conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")
-        {
-            tracing::warn!(error = %e, "closing the database: checkpoint failed; the WAL is replayed at next start");
+        self.close_with(|| {});
+    }
+
+    /// As [`Db::close`], calling `before_checkpoint` (the shipper's last shipment) with writes
+    /// held off after the last write and before the WAL is checkpointed.
+    pub fn close_with(&self, before_checkpoint: impl FnOnce()) {
+        if let Ok(conn) = self.writer.lock() {
+            if let Err(e) = conn.execute_batch("PRAGMA optimize;") {
+                tracing::warn!(error = %e, "closing the database: optimize failed");
+            }
+            before_checkpoint();
+            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+                tracing::warn!(error = %e, "closing the database: checkpoint failed; the WAL is replayed at next start");
+            }
         }
     }
 }

@@ -6,10 +6,19 @@
 //! - [`snapshot`]: page-exact zstd snapshots.
 
 pub mod apply;
+pub mod notify;
 pub mod record;
+pub mod restore;
+pub mod shipper;
 pub mod snapshot;
+pub mod target;
+mod upload;
+pub mod wal;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use apply::{StateHasher, apply_txn, state_checksum};
 pub use record::{GenerationId, Record, Txn, decode, encode};
@@ -45,6 +54,14 @@ pub enum ReplicationError {
     Target(String),
     #[error("{0}")]
     Db(#[from] crate::db::DbError),
+    #[error("the WAL was reset by another process")]
+    WalReset,
+    #[error("no continuous history after that position in the spool")]
+    Gap,
+    #[error("{0}")]
+    NothingToRestore(String),
+    #[error("{file} is damaged ({why}); the last good point is {last_good}")]
+    CorruptInTarget { file: String, why: String, last_good: String },
 }
 
 impl AppError for ReplicationError {
@@ -58,6 +75,10 @@ impl AppError for ReplicationError {
             ReplicationError::BadName(_) => "bad-name",
             ReplicationError::StateMismatch { .. } => "state-mismatch",
             ReplicationError::Target(_) => "backup-target",
+            ReplicationError::WalReset => "wal-reset",
+            ReplicationError::Gap => "replication-gap",
+            ReplicationError::NothingToRestore(_) => "nothing-to-restore",
+            ReplicationError::CorruptInTarget { .. } => "corrupt-backup",
         }
     }
     fn kind(&self) -> ErrorKind {
@@ -74,6 +95,234 @@ impl AppError for ReplicationError {
                 "The backup target cannot be reached right now; changes are kept locally and sent when it is back.".into()
             }
             _ => "Something went wrong with database replication. Please tell your IT administrator.".into(),
+        }
+    }
+}
+
+/// What the shipper and uploader have done, for the dashboard and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub target: String,
+    /// Last transaction in the local spool.
+    pub shipped: Option<Position>,
+    /// Last transaction durable in the target, and when it got there.
+    pub uploaded: Option<Position>,
+    pub uploaded_at_ms: Option<i64>,
+    /// (generation, txid, when uploaded)
+    pub last_snapshot: Option<(GenerationId, u64, i64)>,
+    pub target_error: Option<String>,
+    pub target_error_since_ms: Option<i64>,
+    pub target_failures: u64,
+    pub shipper_error: Option<String>,
+    pub retention_days: u32,
+    pub lag_alarm_seconds: u32,
+}
+
+impl Status {
+    /// Seconds the target is behind the last local commit (0 when caught up).
+    pub fn lag_seconds(&self, now_ms: i64) -> f64 {
+        match (&self.shipped, &self.uploaded) {
+            (Some(s), Some(u)) if s.generation == u.generation && s.txid <= u.txid => 0.0,
+            (Some(s), Some(u)) if s.generation == u.generation => {
+                (now_ms - u.committed_at_ms).max(0) as f64 / 1000.0
+            }
+            (Some(s), _) if s.txid == 0 => 0.0,
+            (Some(s), _) => (now_ms - s.committed_at_ms).max(0) as f64 / 1000.0,
+            _ => 0.0,
+        }
+    }
+
+    pub fn alarm(&self, now_ms: i64) -> Option<String> {
+        if let Some(e) = &self.target_error {
+            return Some(format!("The backup target is failing: {e}"));
+        }
+        if let Some(e) = &self.shipper_error {
+            return Some(format!("Shipping the database is failing: {e}"));
+        }
+        let lag = self.lag_seconds(now_ms);
+        (lag > f64::from(self.lag_alarm_seconds)).then(|| format!("The backup is {lag:.0} seconds behind."))
+    }
+}
+
+/// The running shipper (started by `serve` when a backup target is configured).
+pub struct Shipper {
+    core: Arc<Mutex<shipper::Core>>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    status: Arc<Mutex<Status>>,
+    position: tokio::sync::watch::Receiver<Option<Position>>,
+    spool: PathBuf,
+    uploader: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Shipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shipper").field("spool", &self.spool).finish_non_exhaustive()
+    }
+}
+
+impl Shipper {
+    /// Start shipping `db` to `target` (inside a tokio runtime). Takes the first snapshot of a
+    /// new generation before returning.
+    pub async fn start(
+        db: crate::db::Db,
+        data_dir: &Path,
+        target: target::Target,
+        cfg: &crate::config::ReplicationConfig,
+    ) -> Result<Shipper, ReplicationError> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (pos_tx, pos_rx) = tokio::sync::watch::channel(None);
+        notify::set_shipping(true);
+        let data = data_dir.to_path_buf();
+        let truncate = u64::from(cfg.wal_truncate_mib) << 20;
+        let core = tokio::task::spawn_blocking(move || shipper::Core::start(db, &data, truncate, tx, pos_tx))
+            .await
+            .map_err(|e| ReplicationError::Target(format!("starting the shipper: {e}")))??;
+        let spool = shipper::spool_dir(data_dir);
+        let current = Arc::new(Mutex::new(core.generation.clone()));
+        let status = Arc::new(Mutex::new(Status {
+            target: target.to_string(),
+            retention_days: cfg.retention_days,
+            lag_alarm_seconds: cfg.lag_alarm_seconds,
+            ..Status::default()
+        }));
+        let queue = upload::leftovers(&target, &spool, &core.generation).await.into();
+        let core = Arc::new(Mutex::new(core));
+        let stop = Arc::new(AtomicBool::new(false));
+        let every = Duration::from_secs(u64::from(cfg.snapshot_hours) * 3600);
+        let thread = {
+            let (core, stop, status) = (core.clone(), stop.clone(), status.clone());
+            std::thread::Builder::new()
+                .name("reelbox-shipper".into())
+                .spawn(move || shipper::run(core, stop, every, status))
+                .map_err(|source| ReplicationError::Io { path: spool.clone(), source })?
+        };
+        let uploader = tokio::spawn(upload::run(target, rx, queue, status.clone(), current.clone()));
+        {
+            // `/metrics` sees the lag even when nobody opens the dashboard.
+            let status = status.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let s = status.lock().map(|s| s.clone()).unwrap_or_default();
+                    metrics::gauge!("reelbox_replication_lag_seconds").set(s.lag_seconds(notify::now_ms()));
+                    metrics::gauge!("reelbox_replication_target_failing").set(if s.target_error.is_some() {
+                        1.0
+                    } else {
+                        0.0
+                    });
+                }
+            });
+        }
+        let mut position = pos_rx.clone();
+        let (st, cur) = (status.clone(), current);
+        tokio::spawn(async move {
+            while position.changed().await.is_ok() {
+                let p = position.borrow().clone();
+                if let Some(p) = p {
+                    metrics::gauge!("reelbox_replication_last_shipped_txid").set(p.txid as f64);
+                    if let Ok(mut g) = cur.lock() {
+                        *g = p.generation.clone();
+                    }
+                    if let Ok(mut s) = st.lock() {
+                        s.shipped = Some(p);
+                    }
+                }
+            }
+        });
+        Ok(Shipper {
+            core,
+            stop,
+            thread: Mutex::new(Some(thread)),
+            status,
+            position: pos_rx,
+            spool,
+            uploader: Mutex::new(Some(uploader)),
+        })
+    }
+
+    /// The last transaction in the local spool.
+    pub fn position(&self) -> tokio::sync::watch::Receiver<Option<Position>> {
+        self.position.clone()
+    }
+
+    pub fn status(&self) -> Status {
+        let s = self.status.lock().map(|s| s.clone()).unwrap_or_default();
+        metrics::gauge!("reelbox_replication_lag_seconds").set(s.lag_seconds(notify::now_ms()));
+        s
+    }
+
+    /// Spool record files holding the transactions after `after`, in order, or `Gap` when the
+    /// spool cannot continue from there (another generation, or pruned): re-seed from a snapshot.
+    pub fn records_after(&self, after: &Position) -> Result<Vec<PathBuf>, ReplicationError> {
+        let dir = shipper::generation_dir(&self.spool, &after.generation).join("records");
+        let current = self.position.borrow().as_ref().map(|p| p.generation.clone());
+        if current.as_ref() != Some(&after.generation) {
+            return Err(ReplicationError::Gap);
+        }
+        let mut files: Vec<(u64, u64, PathBuf)> = std::fs::read_dir(&dir)
+            .map_err(|source| ReplicationError::Io { path: dir.clone(), source })?
+            .flatten()
+            .filter_map(|e| {
+                let (a, b) = record::parse_record_file_name(e.file_name().to_str()?)?;
+                Some((a, b, e.path()))
+            })
+            .filter(|(_, last, _)| *last > after.txid)
+            .collect();
+        files.sort();
+        let mut next = after.txid + 1;
+        let mut out = Vec::new();
+        for (first, last, path) in files {
+            if first > next {
+                return Err(ReplicationError::Gap);
+            }
+            if last >= next {
+                next = last + 1;
+                out.push(path);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ship everything still in the WAL and stop the thread (call with writes stopped, e.g.
+    /// from `Db::close_with`). The uploader keeps going until `finish` is awaited.
+    pub fn ship_final(&self) {
+        self.stop.store(true, Ordering::Release);
+        notify::wake();
+        if let Ok(mut t) = self.thread.lock()
+            && let Some(t) = t.take()
+        {
+            let _ = t.join();
+        }
+        if let Ok(mut c) = self.core.lock() {
+            if let Err(e) = c.ship() {
+                tracing::warn!(error = %e, "replication: last shipment failed; the WAL keeps it for the next start");
+            }
+            c.release();
+        }
+        notify::set_shipping(false);
+    }
+
+    /// Give the uploader up to `grace` to empty its queue, then stop it (the spool keeps the rest).
+    pub async fn finish(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let s = self.status();
+            let done = match (&s.shipped, &s.uploaded) {
+                (Some(a), Some(b)) => a.generation == b.generation && b.txid >= a.txid,
+                (Some(a), None) => a.txid == 0,
+                _ => true,
+            };
+            if done || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Ok(mut u) = self.uploader.lock()
+            && let Some(u) = u.take()
+        {
+            u.abort();
         }
     }
 }

@@ -68,12 +68,25 @@ pub fn write_snapshot_at(
     generation: &GenerationId,
     txid: u64,
 ) -> Result<SnapshotInfo, ReplicationError> {
+    write_snapshot_hashed(conn, out, generation, txid).map(|(info, _)| info)
+}
+
+/// As [`write_snapshot_at`], also returning the page hashes (the shipper continues from them).
+pub fn write_snapshot_hashed(
+    conn: &Connection,
+    out: &Path,
+    generation: &GenerationId,
+    txid: u64,
+) -> Result<(SnapshotInfo, StateHasher), ReplicationError> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
     let tmp = tmp_path(out);
     let result = write_to(conn, &tmp, generation, txid);
     match result {
-        Ok(info) => {
+        Ok(done) => {
             fsync_rename(&tmp, out)?;
-            Ok(info)
+            Ok(done)
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -87,7 +100,7 @@ fn write_to(
     tmp: &Path,
     generation: &GenerationId,
     txid: u64,
-) -> Result<SnapshotInfo, ReplicationError> {
+) -> Result<(SnapshotInfo, StateHasher), ReplicationError> {
     let file = File::create(tmp).map_err(io_err(tmp))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     w.write_all(&[0; HEADER]).map_err(io_err(tmp))?;
@@ -120,7 +133,7 @@ fn write_to(
     file.seek(SeekFrom::Start(0)).map_err(io_err(tmp))?;
     file.write_all(&header(&info)).map_err(io_err(tmp))?;
     file.sync_all().map_err(io_err(tmp))?;
-    Ok(info)
+    Ok((info, hasher))
 }
 
 fn header(info: &SnapshotInfo) -> [u8; HEADER] {
