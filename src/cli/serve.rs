@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use actix_web::HttpServer;
 use actix_web::middleware::from_fn;
 
 use crate::App;
@@ -75,25 +74,24 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
 
     let state = app.clone();
-    let server = HttpServer::new(move || {
-        actix_web::App::new()
-            .configure(web::configure(state.clone()))
-            .default_service(actix_web::web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(web::error::WebError::not_found())
-            }))
-            .wrap(from_fn(web::auth::csrf_guard))
-            .wrap(from_fn(web::auth::authenticate))
-            .wrap(from_fn(web::error::render_errors))
-            .wrap(from_fn(web::middleware::security_headers))
-            .wrap(from_fn(web::middleware::observe))
-    })
-    .disable_signals()
-    .workers(workers)
-    .max_connection_rate(256)
-    .shutdown_timeout(30)
-    .listen(listener)
-    .map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?
-    .run();
+    // HttpServer's parts over a stream that can `sendfile` media files (see web::sendfile).
+    let server = web::sendfile::server(
+        move || {
+            actix_web::App::new()
+                .configure(web::configure(state.clone()))
+                .default_service(actix_web::web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(web::error::WebError::not_found())
+                }))
+                .wrap(from_fn(web::auth::csrf_guard))
+                .wrap(from_fn(web::auth::authenticate))
+                .wrap(from_fn(web::error::render_errors))
+                .wrap(from_fn(web::middleware::security_headers))
+                .wrap(from_fn(web::middleware::observe))
+        },
+        listener,
+        web::sendfile::Settings { workers, shutdown_timeout_secs: 30 },
+    )
+    .map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?;
 
     println!("reelbox {} serving {base}", crate::VERSION);
     if !has_admin {
