@@ -45,7 +45,8 @@ fn big_segment(f: &Fixture) -> Vec<u8> {
 #[tokio::test]
 async fn answers_on_one_connection_are_byte_exact() {
     let f = fixture().await;
-    let student = &f.lib.student;
+    // A fresh client, not one left idle through the fixture (see the keep-alive note below).
+    let student = &f.lib.server.api(&f.lib.student.token);
     let id = f.id;
     let seg = format!("/media/{id}/hls/240p/seg-00001.m4s");
     let on_disk =
@@ -136,6 +137,10 @@ async fn cached_permission_and_item_end_at_once() {
     let cat = f.lib.category;
     let seg = format!("/media/{id}/hls/240p/seg-00001.m4s");
     f.lib.server.add_user("viv", false);
+    // A fresh client: the fixture's ffmpeg runs can leave the library's admin connection idle
+    // for as long as the server's 5 s keep-alive, and a request racing that close fails.
+    let admin = f.lib.server.api(&f.lib.admin.token);
+    let student = f.lib.server.api(&f.lib.student.token);
     let grant = |viv: bool| {
         let mut g = vec![
             json!({"username": "tess", "role": "contribute"}),
@@ -146,13 +151,13 @@ async fn cached_permission_and_item_end_at_once() {
         }
         Value::Array(g)
     };
-    f.lib.admin.call(Method::PUT, &format!("/api/v1/categories/{cat}/grants"), Some(&grant(true)), 204).await;
+    admin.call(Method::PUT, &format!("/api/v1/categories/{cat}/grants"), Some(&grant(true)), 204).await;
     let viv = Browser::new(&f.lib.server.url(""), f.lib.server.sign_in("viv", PASSWORD).await);
 
     // Warm every cache: the session, the access, the item row.
     for _ in 0..5 {
         assert_eq!(viv.get(&seg).await.status(), StatusCode::OK);
-        assert_eq!(f.lib.student.get(&seg).await.status(), StatusCode::OK);
+        assert_eq!(student.get(&seg).await.status(), StatusCode::OK);
     }
     // Saving a position is a write that leaves the caches alone; serving goes on.
     let res =
@@ -161,27 +166,24 @@ async fn cached_permission_and_item_end_at_once() {
     assert_eq!(viv.get(&seg).await.status(), StatusCode::OK);
 
     // The grant is taken away: the very next request is refused (as if the item did not exist).
-    f.lib
-        .admin
-        .call(Method::PUT, &format!("/api/v1/categories/{cat}/grants"), Some(&grant(false)), 204)
-        .await;
+    admin.call(Method::PUT, &format!("/api/v1/categories/{cat}/grants"), Some(&grant(false)), 204).await;
     assert_eq!(viv.get(&seg).await.status(), StatusCode::NOT_FOUND, "revoked grant still served");
-    assert_eq!(f.lib.student.get(&seg).await.status(), StatusCode::OK, "others keep theirs");
+    assert_eq!(student.get(&seg).await.status(), StatusCode::OK, "others keep theirs");
     // Given back: served again at once.
-    f.lib.admin.call(Method::PUT, &format!("/api/v1/categories/{cat}/grants"), Some(&grant(true)), 204).await;
+    admin.call(Method::PUT, &format!("/api/v1/categories/{cat}/grants"), Some(&grant(true)), 204).await;
     assert_eq!(viv.get(&seg).await.status(), StatusCode::OK);
 
     // Recycled: nobody, not even the administrator, gets a byte, on the next request.
-    assert_eq!(f.lib.admin.get(&seg).await.status(), StatusCode::OK);
-    f.lib.admin.call(Method::DELETE, &format!("/api/v1/media/{id}"), None, 200).await;
+    assert_eq!(admin.get(&seg).await.status(), StatusCode::OK);
+    admin.call(Method::DELETE, &format!("/api/v1/media/{id}"), None, 200).await;
     for (who, status) in [
         ("viv", viv.get(&seg).await.status()),
-        ("stu", f.lib.student.get(&seg).await.status()),
-        ("ada", f.lib.admin.get(&seg).await.status()),
+        ("stu", student.get(&seg).await.status()),
+        ("ada", admin.get(&seg).await.status()),
     ] {
         assert_eq!(status, StatusCode::NOT_FOUND, "{who}: a recycled item served");
     }
     // Restored: served again.
-    f.lib.admin.call(Method::POST, &format!("/api/v1/media/{id}/restore"), None, 200).await;
-    assert_eq!(f.lib.student.get(&seg).await.status(), StatusCode::OK);
+    admin.call(Method::POST, &format!("/api/v1/media/{id}/restore"), None, 200).await;
+    assert_eq!(student.get(&seg).await.status(), StatusCode::OK);
 }
