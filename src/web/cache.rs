@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::accounts::grants::Access;
 use crate::accounts::sessions::ActiveSession;
-use crate::db::ids::{MediaId, UserId};
+use crate::db::ids::UserId;
 use crate::library::categories::Category;
-use crate::library::media::MediaItem;
 
 /// Entries kept per map before it is emptied (a bound, not a tuning knob).
 const MAX_ENTRIES: usize = 10_000;
@@ -48,19 +47,11 @@ pub struct Caches {
     sessions: Generational<Vec<u8>, Option<Arc<ActiveSession>>>,
     access: Generational<Option<(UserId, bool)>, Arc<Access>>,
     categories: Generational<(), Arc<Vec<Category>>>,
-    /// A media item's row (or `None`: no such item), for the media files a player fetches
-    /// many times a minute; a recycle, an archive or a move is a write and ends the entry.
-    items: Generational<MediaId, Option<Arc<MediaItem>>>,
 }
 
 impl Default for Caches {
     fn default() -> Self {
-        Caches {
-            sessions: Generational::new(),
-            access: Generational::new(),
-            categories: Generational::new(),
-            items: Generational::new(),
-        }
+        Caches { sessions: Generational::new(), access: Generational::new(), categories: Generational::new() }
     }
 }
 
@@ -82,11 +73,5 @@ impl Caches {
     }
     pub fn put_categories(&self, generation: u64, c: Arc<Vec<Category>>) {
         self.categories.put((), generation, c);
-    }
-    pub fn item(&self, id: MediaId, generation: u64) -> Option<Option<Arc<MediaItem>>> {
-        self.items.get(&id, generation)
-    }
-    pub fn put_item(&self, id: MediaId, generation: u64, item: Option<Arc<MediaItem>>) {
-        self.items.put(id, generation, item);
     }
 }

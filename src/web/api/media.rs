@@ -1,8 +1,6 @@
 //! Media items over JSON: the single-request upload for scripts, an item's details and its
 //! original file (ranges, `Repr-Digest`, never rendered by the browser as a page).
 
-use std::sync::Arc;
-
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -146,20 +144,8 @@ async fn upload(
 /// The item, if `user` may see it: view on its category, and for items not (yet) listed the
 /// right role — an unfinished upload its owner and editors, a recycled item managers, an
 /// archived one administrators. Anything else is reported as missing.
-/// An item's row, cached until the next database write (see `web::cache`).
-async fn item_row(app: &App, id: MediaId) -> Result<Option<Arc<media::MediaItem>>, WebError> {
-    let generation = app.db.generation();
-    if let Some(hit) = app.caches.item(id, generation) {
-        return Ok(hit);
-    }
-    let found = app.db.read(move |c| media::get(c, id)).await?.map(Arc::new);
-    app.caches.put_item(id, generation, found.clone());
-    Ok(found)
-}
-
 pub async fn visible_item(app: &App, user: Option<&CurrentUser>, id: MediaId) -> Result<MediaItem, WebError> {
-    let item = item_row(app, id).await?.ok_or_else(WebError::not_found)?;
-    let item = Arc::unwrap_or_clone(item);
+    let item = app.db.read(move |c| media::get(c, id)).await?.ok_or_else(WebError::not_found)?;
     let access = match require_role(app, user, item.category_id, Role::View).await {
         Ok(a) => a,
         // Forbidden would reveal the item exists; view on the category is all that was missing.
