@@ -103,7 +103,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
 
     let state = app.clone();
-    let server = HttpServer::new(move || {
+    let factory = move || {
         actix_web::App::new()
             .configure(web::configure(state.clone()))
             .default_service(actix_web::web::to(|| async {
@@ -114,16 +114,31 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
             .wrap(from_fn(web::error::render_errors))
             .wrap(from_fn(web::middleware::security_headers))
             .wrap(from_fn(web::middleware::observe))
-    })
-    .disable_signals()
-    .workers(workers)
-    .max_connection_rate(256)
-    .shutdown_timeout(30);
-    let (server, acme_driver) = match tls {
-        Some(prepared) => (server.listen_rustls_0_23(listener, prepared.server_config), prepared.driver),
-        None => (server.listen(listener), None),
     };
-    let server = server.map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?.run();
+    // HTTPS goes through actix's HttpServer (rustls, HTTP/2 by ALPN); plain HTTP through
+    // HttpServer's parts over a stream that can `sendfile` media files (see web::sendfile).
+    let (server, acme_driver) = match tls {
+        Some(prepared) => {
+            let server = HttpServer::new(factory)
+                .disable_signals()
+                .workers(workers)
+                .max_connection_rate(256)
+                .shutdown_timeout(30)
+                .listen_rustls_0_23(listener, prepared.server_config)
+                .map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?
+                .run();
+            (server, prepared.driver)
+        }
+        None => {
+            let server = web::sendfile::server(
+                factory,
+                listener,
+                web::sendfile::Settings { workers, shutdown_timeout_secs: 30 },
+            )
+            .map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?;
+            (server, None)
+        }
+    };
     let acme_task = acme_driver.map(|d| tokio::spawn(d.run()));
     let redirect = match redirect_listener {
         Some(l) => {

@@ -250,6 +250,25 @@ impl Db {
         result
     }
 
+    /// [`Db::write`] for rows no cache of database state holds — audit events, playback
+    /// positions — so frequent bookkeeping (a player saving its position every few seconds)
+    /// does not empty the caches of sessions, access and items (`web::cache`) for everyone.
+    /// Anything that changes who may see what, or a session, uses [`Db::write`].
+    pub async fn write_keeping_caches<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().map_err(|_| DbError::Poisoned)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
     /// The write generation. Read it *before* querying when caching a result.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)

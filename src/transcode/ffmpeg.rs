@@ -251,8 +251,16 @@ const OUR_SIDE: [&str; 11] = [
 ];
 
 /// What ffmpeg says when the source itself is broken or unusable.
-const SOURCE: [&str; 14] = [
+const SOURCE: [&str; 20] = [
     "Invalid data found when processing input",
+    // No decoder for the source's codec (ffmpeg 5+ words it these ways).
+    "not found for input stream",
+    "Error while opening decoder for input stream",
+    "Unknown decoder",
+    // A stream whose header or first frames cannot be made sense of.
+    "Error splitting the input into NAL units",
+    "Invalid frame dimensions",
+    "Header missing",
     "moov atom not found",
     "corrupt decoded frame",
     "Error while decoding",
@@ -387,6 +395,15 @@ mod tests {
             assert_eq!(classify(*code, text), want, "{name}");
         }
         assert_eq!(classify(Some(1), "[error] something new"), Verdict::OurSide, "unknown: retried");
+        for permanent in [
+            "[fatal] Decoder (codec none) not found for input stream #0:0",
+            "[error] Error while opening decoder for input stream #0:0 : Invalid data found",
+            "[h264 @ 0x1] [error] Error splitting the input into NAL units.",
+            "[mp3float @ 0x1] [error] Header missing",
+            "[error] Invalid frame dimensions 0x0.",
+        ] {
+            assert_eq!(classify(Some(1), permanent), Verdict::Source, "{permanent}");
+        }
     }
 
     #[test]

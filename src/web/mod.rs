@@ -13,6 +13,7 @@ pub mod media_files;
 pub mod middleware;
 pub mod pages;
 pub mod ranges;
+pub mod sendfile;
 
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, Responder, Route, web};

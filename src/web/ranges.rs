@@ -10,6 +10,8 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::Stream;
 
+use crate::web::sendfile::{SendfileBody, Slot};
+
 /// Bytes read from disk per chunk when streaming a large file.
 const SERVE_CHUNK: usize = 512 * 1024;
 /// Files (or ranges) up to this size are read in one blocking call and sent as one buffer:
@@ -153,6 +155,16 @@ fn file_etag(meta: &std::fs::Metadata) -> String {
 /// Open `path` and prepare the answer to `cond`; `Ok(None)` when there is no such file.
 /// Blocking: call it on the blocking pool.
 pub fn prepare(path: &std::path::Path, cond: &Conditions) -> std::io::Result<Option<Prepared>> {
+    prepare_for(path, cond, false)
+}
+
+/// [`prepare`], but when the connection will `sendfile` the bytes (`zero_copy`), nothing is
+/// read: the answer keeps the open file.
+pub fn prepare_for(
+    path: &std::path::Path,
+    cond: &Conditions,
+    zero_copy: bool,
+) -> std::io::Result<Option<Prepared>> {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -165,7 +177,7 @@ pub fn prepare(path: &std::path::Path, cond: &Conditions) -> std::io::Result<Opt
     let (size, etag) = (meta.len(), file_etag(&meta));
     let plan = cond.plan(size, &etag);
     let body = match plan {
-        Plan::Send { start, len, .. } if len <= WHOLE_READ_LIMIT => {
+        Plan::Send { start, len, .. } if len <= WHOLE_READ_LIMIT && !zero_copy => {
             file.seek(SeekFrom::Start(start))?;
             // Not `vec![0; len]`: zeroing a segment's worth of memory first costs a full pass.
             let mut buf = Vec::with_capacity(len as usize);
@@ -182,9 +194,27 @@ pub fn prepare(path: &std::path::Path, cond: &Conditions) -> std::io::Result<Opt
 }
 
 /// Finish `res` with a [`Prepared`] file (see [`respond`]).
-pub fn respond_prepared(mut res: HttpResponseBuilder, p: Prepared) -> HttpResponse {
+pub fn respond_prepared(res: HttpResponseBuilder, p: Prepared) -> HttpResponse {
+    respond_prepared_via(res, p, None)
+}
+
+/// [`respond_prepared`]; with the connection's `sendfile` slot, an open file is sent by the
+/// connection itself (see [`crate::web::sendfile`]).
+pub fn respond_prepared_via(mut res: HttpResponseBuilder, p: Prepared, slot: Option<Slot>) -> HttpResponse {
     match p.body {
-        PreparedBody::File(file) => respond(res, p.plan, file, p.size, &p.etag),
+        PreparedBody::File(file) => match (slot, p.plan) {
+            (Some(slot), Plan::Send { start, len, partial }) => {
+                res.insert_header((header::ETAG, p.etag)).insert_header((header::ACCEPT_RANGES, "bytes"));
+                if partial {
+                    res.status(StatusCode::PARTIAL_CONTENT).insert_header((
+                        header::CONTENT_RANGE,
+                        format!("bytes {start}-{}/{}", start + len - 1, p.size),
+                    ));
+                }
+                res.no_chunking(len).body(SendfileBody::new(slot, file, start, len))
+            }
+            (_, plan) => respond(res, plan, file, p.size, &p.etag),
+        },
         body => {
             res.insert_header((header::ETAG, p.etag.clone())).insert_header((header::ACCEPT_RANGES, "bytes"));
             match (p.plan, body) {

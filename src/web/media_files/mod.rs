@@ -25,8 +25,8 @@ use crate::library::media::{MediaItem, MediaStatus};
 use crate::web::api::media::visible_item;
 use crate::web::auth::{CurrentUser, Viewer};
 use crate::web::error::WebError;
-use crate::web::ranges;
 use crate::web::{Access, Endpoint, get};
+use crate::web::{ranges, sendfile};
 use signed::TokenCheck;
 
 /// Segments and init segments never change once published (a rung directory is renamed into
@@ -199,12 +199,15 @@ async fn serve(
     }
     let cond = ranges::Conditions::of(req);
     let shown = path.display().to_string();
-    let prepared = tokio::task::spawn_blocking(move || ranges::prepare(&path, &cond))
+    // Plain HTTP/1.1 connections send the file with sendfile; nothing is read here then.
+    let slot = if req.method() == actix_web::http::Method::GET { sendfile::slot_of(req) } else { None };
+    let zero_copy = slot.is_some();
+    let prepared = tokio::task::spawn_blocking(move || ranges::prepare_for(&path, &cond, zero_copy))
         .await
         .map_err(WebError::internal)?
         .map_err(|e| WebError::internal(format!("{shown}: {e}")))?
         .ok_or_else(WebError::not_found)?;
-    Ok(ranges::respond_prepared(res, prepared))
+    Ok(ranges::respond_prepared_via(res, prepared, slot))
 }
 
 /// A playlist fetched with a signed URL: relative URIs do not inherit the query string, so
@@ -285,7 +288,9 @@ async fn audit_playback(
     }
     .target("media", item.id, &item.title);
     let now = app.clock.now();
-    app.db.write(move |c| audit::record_once_since(c, &event, now - PLAYBACK_AUDIT_WINDOW, now)).await?;
+    app.db
+        .write_keeping_caches(move |c| audit::record_once_since(c, &event, now - PLAYBACK_AUDIT_WINDOW, now))
+        .await?;
     Ok(())
 }
 

@@ -207,6 +207,6 @@ async fn save_position(
 ) -> Result<HttpResponse, WebError> {
     let item = visible_item(&app, Some(&user), path.into_inner()).await?;
     let (who, id, seconds, now) = (user.user.id, item.id, body.seconds, app.clock.now());
-    app.db.write(move |c| positions::set(c, who, id, seconds, now)).await?;
+    app.db.write_keeping_caches(move |c| positions::set(c, who, id, seconds, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
