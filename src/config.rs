@@ -83,6 +83,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub embed: EmbedConfig,
+    pub replica: crate::replica::config::ReplicaConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -263,6 +264,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             embed: EmbedConfig::default(),
+            replica: Default::default(),
         }
     }
 }
@@ -338,6 +340,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    #[serde(skip_serializing_if = "crate::replica::config::ReplicaOverrides::is_empty")]
+    pub replica: crate::replica::config::ReplicaOverrides,
 }
 
 /// Which file the configuration came from, for messages.
@@ -406,6 +410,7 @@ impl Config {
             })?;
             self.metrics.token = Secret::new(Some(text.trim_end_matches(['\n', '\r']).to_string()));
         }
+        self.replica.resolve_secret()?;
         Ok(())
     }
 
@@ -507,6 +512,7 @@ impl Config {
                 format!("`{}` is not a log filter ({e}); use e.g. `info`", self.log.level),
             ));
         }
+        self.replica.validate()?;
         Ok(())
     }
 
@@ -532,6 +538,9 @@ impl Config {
         let mut shown = self.clone();
         if shown.metrics.token.is_set() {
             shown.metrics.token = Secret::new(Some("<redacted>".into()));
+        }
+        if shown.replica.secret.is_set() {
+            shown.replica.secret = Secret::new(Some("<redacted>".into()));
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

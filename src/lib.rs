@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod insights;
 pub mod library;
 pub mod ops;
+pub mod replica;
 pub mod store;
 pub mod transcode;
 pub mod web;
@@ -46,6 +47,8 @@ pub struct AppInner {
     pub caches: web::cache::Caches,
     /// The key of signed media URLs (`?t=`), read from the data directory on first use.
     pub media_url_key: web::media_files::signed::UrlKey,
+    /// This node's role in the primary/replica pair, its epoch and replication progress.
+    pub replica: replica::Node,
 }
 
 impl Deref for App {
@@ -65,6 +68,7 @@ impl App {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<App, argon2::Error> {
         let hasher = Hasher::new(&config.passwords)?;
+        let replica = replica::Node::new(&config);
         Ok(App(Arc::new(AppInner {
             config,
             db,
@@ -77,6 +81,7 @@ impl App {
             started: Instant::now(),
             caches: web::cache::Caches::default(),
             media_url_key: Default::default(),
+            replica,
         })))
     }
 

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod config_cmd;
 pub mod doctor;
+pub mod replica;
 pub mod serve;
 pub mod token;
 pub mod user;
@@ -35,6 +36,20 @@ pub enum Command {
         /// Address to listen on, HOST:PORT.
         #[arg(long)]
         listen: Option<String>,
+        /// `primary` or `replica` (a replica follows `--primary` and forwards writes to it).
+        #[arg(long)]
+        role: Option<String>,
+        /// The primary's base URL (replicas), e.g. https://media-a.school.example.
+        #[arg(long)]
+        primary: Option<String>,
+        /// File holding the secret shared by primary and replica (`reelbox replica pair` writes it).
+        #[arg(long)]
+        replication_secret_file: Option<PathBuf>,
+    },
+    /// Pair a replica with its primary, promote a replica, show the pair's state.
+    Replica {
+        #[command(subcommand)]
+        command: replica::ReplicaCommand,
     },
     /// Manage accounts.
     User {
@@ -64,7 +79,12 @@ pub enum Command {
 }
 
 pub fn load_config(cli: &Cli, listen: Option<String>) -> Result<Config, ExitCode> {
-    let overrides = Overrides { data_dir: cli.data.clone(), listen };
+    load_config_with(cli, Overrides { listen, ..Default::default() })
+}
+
+/// Like [`load_config`] with more command-line values (`serve`'s replication flags).
+pub fn load_config_with(cli: &Cli, mut overrides: Overrides) -> Result<Config, ExitCode> {
+    overrides.data_dir = cli.data.clone();
     Config::load(cli.config.as_deref(), &overrides).map(|l| l.config).map_err(|e| {
         eprintln!("reelbox: {e}");
         ExitCode::from(2)
@@ -85,7 +105,16 @@ pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Serve { listen } => load_config(&cli, listen.clone()).and_then(serve::run),
+        Command::Serve { listen, role, primary, replication_secret_file } => {
+            let replica = crate::replica::config::ReplicaOverrides {
+                role: role.clone(),
+                primary: primary.clone(),
+                secret_file: replication_secret_file.clone(),
+            };
+            load_config_with(&cli, Overrides { listen: listen.clone(), replica, ..Default::default() })
+                .and_then(serve::run)
+        }
+        Command::Replica { command } => replica::run(&cli, command),
         Command::User { command } => load_config(&cli, None).and_then(|c| user::run(&c, command)),
         Command::Token { command } => load_config(&cli, None).and_then(|c| token::run(&c, command)),
         Command::Config { command } => load_config(&cli, None).and_then(|c| config_cmd::run(&c, command)),

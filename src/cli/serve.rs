@@ -48,11 +48,18 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         .ok();
     let app = App::new(cfg.clone(), db.clone(), store, uploads, Clock::System, metrics)
         .map_err(|e| fail(format!("bad password settings: {e}")))?;
+    // Replication: the pair's state file, the database fence on a replica, and (a primary that
+    // knows its peer) the question whether it was replaced while it was away.
+    let _server_lock = crate::replica::promote::lock_server(&cfg.data_dir)
+        .map_err(|e| fail(format!("is another reelbox running on this data directory? {e}")))?;
+    app.replica.start(&db).map_err(|e| fail(format!("replication state: {e}")))?;
+    crate::replica::fence::check_peer(&app.replica, Duration::from_secs(2)).await;
 
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
     // After a crash, partial uploads hold bytes that were acknowledged but maybe never synced:
     // cut them back to the recorded durable offsets before anyone asks for one.
     match crate::ingest::tus_recovery::recover(&app).await {
+        _ if !app.replica.accepts_writes() => {}
         Ok(0) => {}
         Ok(n) => tracing::info!(uploads = n, "partial uploads shorter than recorded"),
         Err(e) => return Err(fail(format!("cannot check the partial uploads: {e}"))),
@@ -65,6 +72,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     })?;
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
     let base = cfg.base_url_for(bound);
+    app.replica.set_self_url(cfg.replica.advertise_url.clone().unwrap_or_else(|| base.clone()));
 
     // Listen for SIGTERM/SIGINT before announcing anything, so a signal sent as soon as the URL
     // is printed still stops the server gracefully.
@@ -83,6 +91,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
             }))
             .wrap(from_fn(web::auth::csrf_guard))
             .wrap(from_fn(web::auth::authenticate))
+            .wrap(from_fn(crate::replica::forward::middleware))
             .wrap(from_fn(web::error::render_errors))
             .wrap(from_fn(web::middleware::security_headers))
             .wrap(from_fn(web::middleware::observe))
@@ -118,15 +127,22 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         handle.stop(true).await;
     });
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
-    let transcoders = crate::transcode::Workers::start(&app);
+    let pair_tasks = crate::replica::tasks::spawn(&app);
+    // Transcoders write: they run on a primary only, and start when a replica is promoted.
+    let transcoders = crate::replica::tasks::when_primary(&app, crate::transcode::Workers::start).await;
     let result = server.await;
+    for t in pair_tasks {
+        t.abort();
+    }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     housekeeping.abort();
     let synced = crate::ingest::tus_recovery::sync_open(&app).await;
     if synced > 0 {
         tracing::info!(uploads = synced, "open uploads synced and recorded");
     }
-    transcoders.stop().await;
+    if let Some(t) = transcoders.lock().await.take() {
+        t.stop().await;
+    }
     app.db.close();
     tracing::info!("stopped");
     result.map(|_| ExitCode::SUCCESS).map_err(|e| fail(format!("server error: {e}")))
@@ -139,6 +155,10 @@ async fn housekeeping(app: App) {
     let mut weekly_scrub = crate::library::scrub::Weekly::default();
     loop {
         tick.tick().await;
+        if !app.replica.accepts_writes() {
+            // A replica's database changes only by replication; the primary does this work.
+            continue;
+        }
         weekly_scrub.poll(&app);
         let policy = SessionPolicy::from_config(&app.config.sessions);
         let now = app.clock.now();

@@ -13,6 +13,8 @@ pub mod media_files;
 pub mod middleware;
 pub mod pages;
 pub mod ranges;
+pub mod replication;
+pub mod replication_feed;
 
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, Responder, Route, web};
@@ -35,6 +37,8 @@ pub enum Access {
     Admin,
     /// Administrators' tokens, the metrics token, or loopback.
     Metrics,
+    /// The other node of the pair, proving it holds the replication secret.
+    Replication,
 }
 
 impl Access {
@@ -49,6 +53,7 @@ impl Access {
             Access::Category(Role::Manage) => "manage on the category",
             Access::Admin => "site administrators",
             Access::Metrics => "administrators' API tokens, the metrics token, or loopback",
+            Access::Replication => "the paired server, signing with the replication secret",
         }
     }
 }
@@ -102,6 +107,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     let mut all = pages::endpoints();
     all.extend(api::endpoints());
     all.extend(media_files::endpoints());
+    all.extend(replication::endpoints());
     all
 }
 
