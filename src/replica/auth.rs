@@ -87,6 +87,29 @@ pub fn verify_response(
     }
 }
 
+/// [`verify_response`] for a body that arrives in pieces (a snapshot).
+pub struct ResponseVerifier(HmacSha256);
+
+impl ResponseVerifier {
+    pub fn new(secret: &[u8], path_and_query: &str, epoch: &str, position: &str) -> Self {
+        let mut m = mac(secret);
+        m.update(format!("res-v1\n{path_and_query}\n{epoch}\n{position}\n").as_bytes());
+        ResponseVerifier(m)
+    }
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+    pub fn verify(self, sent: Option<&str>) -> Result<(), ReplicaError> {
+        let expected = hex::encode(self.0.finalize().into_bytes());
+        match sent {
+            Some(s) if constant_time_eq(expected.as_bytes(), s.as_bytes()) => Ok(()),
+            _ => Err(ReplicaError::Protocol(
+                "the snapshot failed its signature check (changed in flight, or a different secret)".into(),
+            )),
+        }
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

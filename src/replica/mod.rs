@@ -14,7 +14,9 @@
 pub mod auth;
 pub mod config;
 pub mod fence;
+
 pub mod forward;
+pub mod media;
 pub mod promote;
 pub mod state;
 pub mod tasks;

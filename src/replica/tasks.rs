@@ -14,6 +14,7 @@ pub fn spawn(app: &App) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(super::promote::watch_requests(app.clone())),
         tokio::spawn(super::fence::watch_peer(app.replica.clone())),
+        tokio::spawn(super::media::run(app.clone())),
     ];
     if app.replica.config.auto_promote_after_seconds > 0 {
         tasks.push(tokio::spawn(auto_promote(app.clone())));
