@@ -12,6 +12,7 @@ pub mod insights;
 pub mod library;
 pub mod ops;
 pub mod replica;
+pub mod replication;
 pub mod store;
 pub mod transcode;
 pub mod web;
