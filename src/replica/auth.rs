@@ -99,8 +99,11 @@ impl ResponseVerifier {
     pub fn update(&mut self, chunk: &[u8]) {
         self.0.update(chunk);
     }
+    pub fn signature(self) -> String {
+        hex::encode(self.0.finalize().into_bytes())
+    }
     pub fn verify(self, sent: Option<&str>) -> Result<(), ReplicaError> {
-        let expected = hex::encode(self.0.finalize().into_bytes());
+        let expected = self.signature();
         match sent {
             Some(s) if constant_time_eq(expected.as_bytes(), s.as_bytes()) => Ok(()),
             _ => Err(ReplicaError::Protocol(

@@ -187,7 +187,8 @@ impl Follower {
                             record.generation, pos.generation
                         )));
                     }
-                    for txn in record.txns.iter().filter(|t| t.txid > pos.txid) {
+                    let start = pos.txid;
+                    for txn in record.txns.iter().filter(|t| t.txid > start) {
                         if txn.txid != pos.txid + 1 {
                             return Err(ReplicaError::Replication(format!(
                                 "gap: transaction {} after {}",
@@ -203,6 +204,12 @@ impl Follower {
                 Ok(())
             })();
             if applied_any {
+                // Nobody else checkpoints a replica's database: keep its WAL short.
+                if let Err(e) = db.write_replicated_blocking(|c| {
+                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(crate::db::DbError::from)
+                }) {
+                    tracing::debug!(error = %e, "checkpoint on the replica failed; retried after the next batch");
+                }
                 // The pages are committed; now the position (a crash before this re-applies).
                 state::save_position(&data_dir, &pos)?;
                 node.set_lag_ms(now_ms() - pos.committed_at_ms);
@@ -274,7 +281,7 @@ fn seed_from_file(
 ) -> Result<(Applied, StateHasher), ReplicaError> {
     let restored = download.with_extension("db");
     let repl = |e: replication::ReplicationError| ReplicaError::Replication(e.to_string());
-    let (info, hasher) = replication::restore_snapshot_with(download, &restored).map_err(repl)?;
+    let info = replication::restore_snapshot(download, &restored).map_err(repl)?;
     let _ = std::fs::remove_file(download);
     // The restored file is the pages in order, nothing else.
     let bytes = std::fs::read(&restored).map_err(|e| ReplicaError::io(restored.clone(), e))?;
@@ -285,6 +292,10 @@ fn seed_from_file(
     let pages: Vec<(u32, Vec<u8>)> =
         bytes.chunks_exact(size).enumerate().map(|(i, p)| (i as u32 + 1, p.to_vec())).collect();
     drop(bytes);
+    let mut hasher = StateHasher::new(info.page_size);
+    for (pgno, page) in &pages {
+        hasher.set_page(*pgno, page);
+    }
     let _ = std::fs::remove_file(&restored);
     let txn = Txn {
         txid: info.txid,

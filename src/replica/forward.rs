@@ -82,8 +82,12 @@ pub async fn middleware(
         return Ok(ServiceResponse::new(http_req, res).map_into_right_body());
     }
     let forwarded = req.headers().contains_key(FORWARDED_HEADER);
+    let before = if forwarded { Some((app.db.generation(), app.replica.shipped_now())) } else { None };
     let mut res = next.call(req).await?;
-    if forwarded && let Some(pos) = shipped_after_write(&app).await {
+    if let Some((generation, shipped)) = before
+        && app.db.generation() != generation
+        && let Some(pos) = shipped_after_write(&app, shipped).await
+    {
         if let Ok(v) = header::HeaderValue::from_str(&pos.header()) {
             res.headers_mut().insert(header::HeaderName::from_static(POSITION_HEADER), v);
         }
@@ -91,14 +95,20 @@ pub async fn middleware(
     Ok(res.map_into_left_body())
 }
 
-/// The shipped position that covers everything committed so far: wait until the shipper has
-/// published a position after this moment (it is woken by every commit), bounded.
-async fn shipped_after_write(app: &App) -> Option<Applied> {
-    let mut rx = app.replica.shipped.subscribe();
-    let before = rx.borrow_and_update().clone();
-    let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
-    let after = rx.borrow().clone();
-    after.or(before)
+/// The shipped position that covers the request's write: the first one published after the
+/// one seen before the request ran (the shipper is woken by every commit), bounded.
+async fn shipped_after_write(app: &App, before: Option<Applied>) -> Option<Applied> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let now = app.replica.shipped_now();
+        if now.is_some() && now != before {
+            return now;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn proxy(app: &App, req: &actix_web::HttpRequest, payload: actix_web::dev::Payload) -> Result<HttpResponse, WebError> {

@@ -15,9 +15,11 @@ pub mod auth;
 pub mod config;
 pub mod fence;
 
+pub mod follower;
 pub mod forward;
 pub mod media;
 pub mod promote;
+pub mod spool;
 pub mod state;
 pub mod tasks;
 pub mod touch;
@@ -254,6 +256,11 @@ impl Node {
 
     pub fn self_url(&self) -> Option<&str> {
         self.self_url.get().map(String::as_str)
+    }
+
+    /// What this primary has shipped: from the shipper when it publishes, else from its spool.
+    pub fn shipped_now(&self) -> Option<Applied> {
+        self.shipped.borrow().clone().or_else(|| spool::shipped(&self.data_dir))
     }
 
     pub fn db(&self) -> Option<&Db> {

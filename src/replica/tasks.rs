@@ -15,6 +15,7 @@ pub fn spawn(app: &App) -> Vec<JoinHandle<()>> {
         tokio::spawn(super::promote::watch_requests(app.clone())),
         tokio::spawn(super::fence::watch_peer(app.replica.clone())),
         tokio::spawn(super::media::run(app.clone())),
+        tokio::spawn(super::follower::run(app.clone())),
     ];
     if app.replica.config.auto_promote_after_seconds > 0 {
         tasks.push(tokio::spawn(auto_promote(app.clone())));
