@@ -71,10 +71,96 @@ fn on(server: &Server, token: &str) -> Api {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path(), "secret", SECRET);
+    let primary = start_primary(&dir.path().join("a"), dir.path(), &secret);
+    primary.add_user("ada", true);
+    let token = primary.token("ada");
+    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
+    let h = health(&replica).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(1)), "{h}");
+    assert_eq!(h["primary"], primary.base.as_str(), "{h}");
+    assert_eq!(health(&primary).await["role"], "primary");
+
+    // A write sent to the replica reaches the primary (the token is checked there).
+    let on_replica = replica.api(&token);
+    let made = on_replica.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Via replica"})), 201).await;
+    let id = made["id"].as_i64().expect("id");
+    primary.api(&token).get_json(&format!("/api/v1/categories/{id}")).await;
+    // A page form too: the sign-in page's POST is forwarded (and answered by the primary).
+    let res = common::http().post(replica.url("/login")).form(&[("username", "ada")]).send().await.expect("post");
+    assert_ne!(res.status().as_u16(), 503);
+
+    // Replication refuses callers without the secret, or with another one.
+    let refused = common::http().get(primary.url("/replication/v1/snapshot")).send().await.expect("get");
+    assert_eq!(refused.status().as_u16(), 401);
+    let forged = common::http()
+        .get(primary.url("/replication/v1/snapshot"))
+        .header("x-reelbox-replication-time", (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs()).to_string())
+        .header("x-reelbox-replication-auth", "0".repeat(64))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(forged.status().as_u16(), 401);
+    // The replica told the primary where it is (for the fence after a failover).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(dir.path().join("a/replica/state.json")).unwrap_or_default().contains(&replica.base) {
+        assert!(Instant::now() < deadline, "the primary never learned its peer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The primary dies: writes on the replica are refused clearly, never applied locally.
+    let _ = std::process::Command::new("kill").args(["-KILL", &primary.pid().to_string()]).status();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = on_replica.send(Method::POST, "/api/v1/categories", Some(&json!({"name": "Lost?"}))).await;
+    assert_eq!(res.status().as_u16(), 503);
+    let problem: Value = res.json().await.expect("problem json");
+    assert_eq!(problem["code"], "replica-read-only", "{problem}");
+    let page = common::http().post(replica.url("/login")).form(&[("username", "ada")]).send().await.expect("post");
+    assert_eq!(page.status().as_u16(), 503);
+    assert!(page.text().await.unwrap_or_default().contains("temporarily read-only"));
+
+    // Promotion with the server running: a new epoch, writes accepted here.
+    let start = Instant::now();
+    let out = common::run_cli(&["replica", "promote", "--data", replica.data_dir().to_str().expect("utf-8")], "");
+    assert!(out.status.success(), "promote: {}", common::text(&out.stderr));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let h = health(&replica).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("primary"), Some(2)), "{h}");
+    replica.add_user("bea", true);
+    let local = replica.api(&replica.token("bea"));
+    local.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "After promotion"})), 201).await;
+
+    // The old primary comes back: it learns the newer epoch from its peer before taking any
+    // write, steps down, exports what it held for the administrator, and follows.
+    drop(primary);
+    let old = Server::start_at(&dir.path().join("a"), dir.path(), "127.0.0.2:0", |c| {
+        c.arg("--replication-secret-file").arg(&secret);
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let h = health(&old).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(2)), "{h}");
+    assert_eq!(h["primary"], replica.base.as_str(), "{h}");
+    let exports: Vec<PathBuf> = std::fs::read_dir(dir.path().join("a/split-brain"))
+        .expect("split-brain export")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    assert!(exports[0].join("database-at-demotion.db").is_file());
+    let summary = std::fs::read_to_string(exports[0].join("summary.json")).expect("summary");
+    assert!(summary.contains("\"new_epoch\": 2"), "{summary}");
+    // Its writes go to the new primary now.
+    let via_old = old.api(&local.token).send(Method::POST, "/api/v1/categories", Some(&json!({"name": "Through the old one"}))).await;
+    assert_eq!(via_old.status().as_u16(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_follows_forwards_and_fails_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = secret_file(dir.path(), "secret", SECRET);
-    let mut primary = start_primary(&dir.path().join("a"), dir.path(), &secret);
+    let primary = start_primary(&dir.path().join("a"), dir.path(), &secret);
     primary.add_user("ada", true);
     let token = primary.token("ada");
     let admin = on(&primary, &token);
