@@ -63,10 +63,12 @@ impl AppError for DbError {
                             Please tell your IT administrator."
                 .into(),
             "db-unavailable" => "The server is busy. Please try again in a moment.".into(),
-            "replica-read-only" => "This server is temporarily read-only: it is the school's standby copy and \
+            "replica-read-only" => {
+                "This server is temporarily read-only: it is the school's standby copy and \
                                     cannot reach the main server right now. Nothing was saved; please try \
                                     again in a few minutes."
-                .into(),
+                    .into()
+            }
             _ => "Something went wrong on the server. Nothing you entered was lost; please try again, \
                   and tell your IT administrator if it keeps happening."
                 .into(),

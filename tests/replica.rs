@@ -55,7 +55,8 @@ async fn caught_up(primary: &Server, replica: &Server) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (p, r) = (health(primary).await, health(replica).await);
-        if !p["position"].is_null() && p["position"]["txid"] == r["position"]["txid"]
+        if !p["position"].is_null()
+            && p["position"]["txid"] == r["position"]["txid"]
             && p["position"]["generation"] == r["position"]["generation"]
             && state_checksum(primary.data_dir()) == state_checksum(replica.data_dir())
         {
@@ -85,11 +86,13 @@ async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
 
     // A write sent to the replica reaches the primary (the token is checked there).
     let on_replica = replica.api(&token);
-    let made = on_replica.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Via replica"})), 201).await;
+    let made =
+        on_replica.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Via replica"})), 201).await;
     let id = made["id"].as_i64().expect("id");
     primary.api(&token).get_json(&format!("/api/v1/categories/{id}")).await;
     // A page form too: the sign-in page's POST is forwarded (and answered by the primary).
-    let res = common::http().post(replica.url("/login")).form(&[("username", "ada")]).send().await.expect("post");
+    let res =
+        common::http().post(replica.url("/login")).form(&[("username", "ada")]).send().await.expect("post");
     assert_ne!(res.status().as_u16(), 503);
 
     // Replication refuses callers without the secret, or with another one.
@@ -97,7 +100,11 @@ async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
     assert_eq!(refused.status().as_u16(), 401);
     let forged = common::http()
         .get(primary.url("/replication/v1/snapshot"))
-        .header("x-reelbox-replication-time", (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs()).to_string())
+        .header(
+            "x-reelbox-replication-time",
+            (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs())
+                .to_string(),
+        )
         .header("x-reelbox-replication-auth", "0".repeat(64))
         .send()
         .await
@@ -105,7 +112,10 @@ async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
     assert_eq!(forged.status().as_u16(), 401);
     // The replica told the primary where it is (for the fence after a failover).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(dir.path().join("a/replica/state.json")).unwrap_or_default().contains(&replica.base) {
+    while !std::fs::read_to_string(dir.path().join("a/replica/state.json"))
+        .unwrap_or_default()
+        .contains(&replica.base)
+    {
         assert!(Instant::now() < deadline, "the primary never learned its peer");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -117,13 +127,15 @@ async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
     assert_eq!(res.status().as_u16(), 503);
     let problem: Value = res.json().await.expect("problem json");
     assert_eq!(problem["code"], "replica-read-only", "{problem}");
-    let page = common::http().post(replica.url("/login")).form(&[("username", "ada")]).send().await.expect("post");
+    let page =
+        common::http().post(replica.url("/login")).form(&[("username", "ada")]).send().await.expect("post");
     assert_eq!(page.status().as_u16(), 503);
     assert!(page.text().await.unwrap_or_default().contains("temporarily read-only"));
 
     // Promotion with the server running: a new epoch, writes accepted here.
     let start = Instant::now();
-    let out = common::run_cli(&["replica", "promote", "--data", replica.data_dir().to_str().expect("utf-8")], "");
+    let out =
+        common::run_cli(&["replica", "promote", "--data", replica.data_dir().to_str().expect("utf-8")], "");
     assert!(out.status.success(), "promote: {}", common::text(&out.stderr));
     assert!(start.elapsed() < Duration::from_secs(10));
     let h = health(&replica).await;
@@ -152,7 +164,10 @@ async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
     let summary = std::fs::read_to_string(exports[0].join("summary.json")).expect("summary");
     assert!(summary.contains("\"new_epoch\": 2"), "{summary}");
     // Its writes go to the new primary now.
-    let via_old = old.api(&local.token).send(Method::POST, "/api/v1/categories", Some(&json!({"name": "Through the old one"}))).await;
+    let via_old = old
+        .api(&local.token)
+        .send(Method::POST, "/api/v1/categories", Some(&json!({"name": "Through the old one"})))
+        .await;
     assert_eq!(via_old.status().as_u16(), 201);
 }
 
@@ -167,16 +182,28 @@ async fn replica_follows_forwards_and_fails_over() {
     let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
 
     // A write workload on the primary: categories, grants, an upload with its thumbnail.
-    let cat = admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Science"})), 201).await["id"]
-        .as_i64()
-        .expect("id");
+    let cat =
+        admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Science"})), 201).await["id"]
+            .as_i64()
+            .expect("id");
     for i in 0..20 {
         admin
-            .call(Method::POST, "/api/v1/categories", Some(&json!({"name": format!("Topic {i}"), "parent_id": cat})), 201)
+            .call(
+                Method::POST,
+                "/api/v1/categories",
+                Some(&json!({"name": format!("Topic {i}"), "parent_id": cat})),
+                201,
+            )
             .await;
     }
     let image = png(7, 60_000);
-    let res = post_media(&admin, &format!("category={cat}&filename=diagram.png&title=Forces"), image.clone(), Some(content_digest(&image))).await;
+    let res = post_media(
+        &admin,
+        &format!("category={cat}&filename=diagram.png&title=Forces"),
+        image.clone(),
+        Some(content_digest(&image)),
+    )
+    .await;
     assert_eq!(res.status().as_u16(), 201);
     let item: Value = res.json().await.expect("item");
     let media = item["id"].as_i64().expect("media id");
@@ -218,7 +245,8 @@ async fn replica_follows_forwards_and_fails_over() {
     assert_eq!(me.status().as_u16(), 200);
 
     // A write sent to the replica is forwarded and can be read there right after.
-    let made = on_replica.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Via replica"})), 201).await;
+    let made =
+        on_replica.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Via replica"})), 201).await;
     let id = made["id"].as_i64().expect("id");
     let seen = on_replica.get(&format!("/api/v1/categories/{id}")).await;
     assert_eq!(seen.status().as_u16(), 200, "read-your-writes on the replica");
@@ -230,7 +258,9 @@ async fn replica_follows_forwards_and_fails_over() {
     let wrong = dir.path().join("wrong");
     std::fs::write(&wrong, "0".repeat(64)).expect("wrong secret");
     let stranger = Server::start_at(&dir.path().join("c"), dir.path(), "127.0.0.3:0", |c| {
-        c.args(["--role", "replica", "--primary", &primary.base]).arg("--replication-secret-file").arg(&wrong);
+        c.args(["--role", "replica", "--primary", &primary.base])
+            .arg("--replication-secret-file")
+            .arg(&wrong);
     })
     .unwrap_or_else(|e| panic!("{e}"));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -248,7 +278,8 @@ async fn replica_follows_forwards_and_fails_over() {
     assert_eq!(problem["code"], "replica-read-only", "{problem}");
 
     // Promotion: a new epoch, writes accepted.
-    let out = common::run_cli(&["replica", "promote", "--data", replica.data_dir().to_str().expect("utf-8")], "");
+    let out =
+        common::run_cli(&["replica", "promote", "--data", replica.data_dir().to_str().expect("utf-8")], "");
     assert!(out.status.success(), "promote: {}", common::text(&out.stderr));
     let h = health(&replica).await;
     assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("primary"), Some(2)), "{h}");
@@ -263,11 +294,14 @@ async fn replica_follows_forwards_and_fails_over() {
     .unwrap_or_else(|e| panic!("{e}"));
     let h = health(&old).await;
     assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(2)), "{h}");
-    let exports: Vec<_> = std::fs::read_dir(dir.path().join("a").join("split-brain")).expect("split-brain dir").collect();
+    let exports: Vec<_> =
+        std::fs::read_dir(dir.path().join("a").join("split-brain")).expect("split-brain dir").collect();
     assert_eq!(exports.len(), 1);
     caught_up(&replica, &old).await;
     let on_old = on(&old, &token);
-    let made = on_old.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Through the old one"})), 201).await;
+    let made = on_old
+        .call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Through the old one"})), 201)
+        .await;
     let id = made["id"].as_i64().expect("id");
     on(&replica, &token).get_json(&format!("/api/v1/categories/{id}")).await;
 }

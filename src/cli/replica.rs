@@ -43,7 +43,10 @@ pub fn run(cli: &Cli, command: &ReplicaCommand) -> Result<ExitCode, ExitCode> {
             let cfg = super::load_config(cli, None)?;
             match promote::promote_data_dir(&cfg.data_dir, Duration::from_secs(30)) {
                 Ok(epoch) => {
-                    println!("promoted: {} is now the primary (epoch {epoch}) and accepts writes", cfg.data_dir.display());
+                    println!(
+                        "promoted: {} is now the primary (epoch {epoch}) and accepts writes",
+                        cfg.data_dir.display()
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {

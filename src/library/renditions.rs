@@ -296,6 +296,8 @@ pub fn blobs_in_use(conn: &Connection) -> Result<Vec<(String, u64)>, LibraryErro
              UNION ALL SELECT sha256, size FROM renditions)
          GROUP BY sha256 ORDER BY sha256",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0).max(0) as u64)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0).max(0) as u64))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -47,11 +47,11 @@ pub fn verify_request(
     body: &[u8],
     now_secs: i64,
 ) -> Result<(), ReplicaError> {
-    let secret = secret.ok_or(ReplicaError::Unauthorized("this server has no replication secret configured"))?;
+    let secret =
+        secret.ok_or(ReplicaError::Unauthorized("this server has no replication secret configured"))?;
     let sent = sent.ok_or(ReplicaError::Unauthorized("no replication signature"))?;
-    let time: i64 = time
-        .and_then(|t| t.parse().ok())
-        .ok_or(ReplicaError::Unauthorized("no or bad replication time"))?;
+    let time: i64 =
+        time.and_then(|t| t.parse().ok()).ok_or(ReplicaError::Unauthorized("no or bad replication time"))?;
     if (now_secs - time).abs() > MAX_SKEW_SECS {
         return Err(ReplicaError::Unauthorized("request time too far from the server's clock"));
     }

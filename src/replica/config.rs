@@ -84,7 +84,10 @@ impl ReplicaConfig {
     pub(crate) fn resolve_secret(&mut self) -> Result<(), ConfigError> {
         let Some(path) = &self.secret_file else { return Ok(()) };
         if self.secret.is_set() {
-            return Err(bad("replica.secret_file", "set either `replica.secret` or `replica.secret_file`, not both"));
+            return Err(bad(
+                "replica.secret_file",
+                "set either `replica.secret` or `replica.secret_file`, not both",
+            ));
         }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
             key: "replica.secret_file",
@@ -97,7 +100,10 @@ impl ReplicaConfig {
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !matches!(self.role.as_str(), "primary" | "replica") {
-            return Err(bad("replica.role", format!("`{}` is not a role; use `primary` or `replica`", self.role)));
+            return Err(bad(
+                "replica.role",
+                format!("`{}` is not a role; use `primary` or `replica`", self.role),
+            ));
         }
         if let Some(s) = self.secret.expose()
             && s.len() < MIN_SECRET_LEN
@@ -168,7 +174,8 @@ pub fn check_url(key: &'static str, url: &str, allow_plain_http: bool) -> Result
 fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else { return false };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -177,10 +184,17 @@ mod tests {
 
     #[test]
     fn plain_http_only_on_loopback_unless_allowed() {
-        for ok in ["https://media-a.school.example", "http://127.0.0.2:8080", "http://[::1]:80", "http://localhost:1"] {
+        for ok in [
+            "https://media-a.school.example",
+            "http://127.0.0.2:8080",
+            "http://[::1]:80",
+            "http://localhost:1",
+        ] {
             check_url("replica.primary", ok, false).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for refused in ["http://10.0.0.5:8080", "http://media-a.school.example", "ftp://x", "https://a/b", "nonsense"] {
+        for refused in
+            ["http://10.0.0.5:8080", "http://media-a.school.example", "ftp://x", "https://a/b", "nonsense"]
+        {
             assert!(check_url("replica.primary", refused, false).is_err(), "{refused}");
         }
         check_url("replica.primary", "http://10.0.0.5:8080", true).expect("allowed explicitly");

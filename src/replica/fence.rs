@@ -98,8 +98,7 @@ pub async fn demote(
     let copy = dir.join("database-at-demotion.db");
     if let Some(db) = node.db() {
         let target = copy.to_string_lossy().into_owned();
-        db.read(move |c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(DbError::from))
-            .await?;
+        db.read(move |c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()).map_err(DbError::from)).await?;
     }
     let summary = Summary {
         what: "This server was the primary, another server was promoted while it was away, and it \

@@ -63,7 +63,8 @@ impl Follower {
     fn primary(&self) -> Result<(String, Vec<u8>), ReplicaError> {
         let node = &self.app.replica;
         let primary = node.primary_url().ok_or(ReplicaError::Protocol("no primary configured".into()))?;
-        let secret = node.secret().ok_or(ReplicaError::Unauthorized("no replication secret configured"))?.to_vec();
+        let secret =
+            node.secret().ok_or(ReplicaError::Unauthorized("no replication secret configured"))?.to_vec();
         Ok((primary, secret))
     }
 
@@ -121,13 +122,18 @@ impl Follower {
             if self.hasher.is_none() {
                 let db = self.app.db.clone();
                 let h = tokio::task::spawn_blocking(move || {
-                    db.read_blocking(|c| StateHasher::from_conn(c).map_err(|e| ReplicaError::Replication(e.to_string())))
+                    db.read_blocking(|c| {
+                        StateHasher::from_conn(c).map_err(|e| ReplicaError::Replication(e.to_string()))
+                    })
                 })
                 .await
                 .map_err(|e| ReplicaError::Replication(e.to_string()))??;
                 self.hasher = Some(h);
             }
-            let pq = format!("{RECORDS_PATH}?generation={}&after={}&wait_ms={LONG_POLL_MS}", pos.generation, pos.txid);
+            let pq = format!(
+                "{RECORDS_PATH}?generation={}&after={}&wait_ms={LONG_POLL_MS}",
+                pos.generation, pos.txid
+            );
             let (res, answer) = self.get(&pq, Duration::from_millis(LONG_POLL_MS + 10_000)).await?;
             match res.status().as_u16() {
                 204 => {
@@ -234,8 +240,10 @@ impl Follower {
         }
         let sig = res.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         let download = dir.join("seed.snapshot");
-        let mut verifier = auth::ResponseVerifier::new(&secret, SNAPSHOT_PATH, &answer.epoch, &answer.position);
-        let mut out = tokio::fs::File::create(&download).await.map_err(|e| ReplicaError::io(download.clone(), e))?;
+        let mut verifier =
+            auth::ResponseVerifier::new(&secret, SNAPSHOT_PATH, &answer.epoch, &answer.position);
+        let mut out =
+            tokio::fs::File::create(&download).await.map_err(|e| ReplicaError::io(download.clone(), e))?;
         let mut body = res.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| ReplicaError::Unreachable(e.to_string()))?;
@@ -256,7 +264,12 @@ impl Follower {
     }
 }
 
-fn apply_one(db: &crate::db::Db, hasher: &mut StateHasher, page_size: u32, txn: &Txn) -> Result<(), ReplicaError> {
+fn apply_one(
+    db: &crate::db::Db,
+    hasher: &mut StateHasher,
+    page_size: u32,
+    txn: &Txn,
+) -> Result<(), ReplicaError> {
     let mut next = hasher.clone();
     next.apply(txn);
     if next.finish() != txn.state_checksum {
@@ -308,7 +321,9 @@ fn seed_from_file(
     // Prove the live copy is now exactly the snapshot.
     let live = db.read_blocking(|c| replication::state_checksum(c).map_err(repl))?;
     if live != info.state_checksum {
-        return Err(ReplicaError::Replication("the seeded copy's state checksum differs from the snapshot's".into()));
+        return Err(ReplicaError::Replication(
+            "the seeded copy's state checksum differs from the snapshot's".into(),
+        ));
     }
     let pos = Applied { generation: info.generation.to_string(), txid: info.txid, committed_at_ms: now_ms() };
     state::save_position(node.data_dir(), &pos)?;

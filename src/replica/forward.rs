@@ -111,7 +111,11 @@ async fn shipped_after_write(app: &App, before: Option<Applied>) -> Option<Appli
     }
 }
 
-async fn proxy(app: &App, req: &actix_web::HttpRequest, payload: actix_web::dev::Payload) -> Result<HttpResponse, WebError> {
+async fn proxy(
+    app: &App,
+    req: &actix_web::HttpRequest,
+    payload: actix_web::dev::Payload,
+) -> Result<HttpResponse, WebError> {
     let Some(primary) = app.replica.primary_url() else {
         return Err(read_only_error("no primary configured"));
     };

@@ -32,7 +32,9 @@ pub async fn run(app: App) {
 pub async fn catch_up(app: &App) -> Result<(), ReplicaError> {
     let wanted = app
         .db
-        .read(|c| crate::library::renditions::blobs_in_use(c).map_err(|e| ReplicaError::Replication(e.to_string())))
+        .read(|c| {
+            crate::library::renditions::blobs_in_use(c).map_err(|e| ReplicaError::Replication(e.to_string()))
+        })
         .await?;
     let store = app.store.clone();
     let missing: Vec<(Sha256, u64)> = tokio::task::spawn_blocking(move || {
@@ -88,4 +90,3 @@ async fn fetch(app: &App, hash: &Sha256) -> Result<(), ReplicaError> {
     drop(tx);
     writer.await.map_err(|e| ReplicaError::Replication(e.to_string()))?
 }
-

@@ -119,8 +119,13 @@ fn promote_offline(data_dir: &Path) -> Result<u64, ReplicaError> {
     s.role = Role::Primary;
     s.role_from_failover = true;
     s.peer = s.primary.take().or(s.peer.take());
-    s.last_failover =
-        Some(Failover { at_ms: now_ms(), from_epoch: from, to_epoch: s.epoch, how: "promote".into(), position: fork });
+    s.last_failover = Some(Failover {
+        at_ms: now_ms(),
+        from_epoch: from,
+        to_epoch: s.epoch,
+        how: "promote".into(),
+        position: fork,
+    });
     state::save_state(data_dir, &s)?;
     Ok(s.epoch)
 }

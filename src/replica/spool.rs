@@ -127,10 +127,15 @@ mod tests {
         let recs = spool_dir(dir.path()).join(g1).join("records");
         std::fs::create_dir_all(&recs).expect("dirs");
         for (a, b) in [(1u64, 3u64), (4, 4), (5, 9)] {
-            std::fs::write(recs.join(crate::replication::record::record_file_name(a, b)), b"x").expect("write");
+            std::fs::write(recs.join(crate::replication::record::record_file_name(a, b)), b"x")
+                .expect("write");
         }
         let names = |a: After| match a {
-            After::Records(v) => v.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>().len(),
+            After::Records(v) => v
+                .iter()
+                .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+                .len(),
             _ => usize::MAX,
         };
         assert_eq!(names(records_after(dir.path(), g1, 0)), 3);
@@ -139,8 +144,11 @@ mod tests {
         assert_eq!(records_after(dir.path(), g2, 0), After::Gap);
         assert_eq!(shipped(dir.path()).map(|p| p.txid), Some(9));
         std::fs::create_dir_all(spool_dir(dir.path()).join(g2).join("snapshots")).expect("g2");
-        std::fs::write(spool_dir(dir.path()).join(g2).join("snapshots").join(format!("{:016x}{SNAPSHOT_EXT}", 0)), b"s")
-            .expect("snap");
+        std::fs::write(
+            spool_dir(dir.path()).join(g2).join("snapshots").join(format!("{:016x}{SNAPSHOT_EXT}", 0)),
+            b"s",
+        )
+        .expect("snap");
         assert_eq!(records_after(dir.path(), g1, 9), After::Gap, "a newer generation ends this one");
         assert!(latest_snapshot(dir.path()).is_some_and(|p| p.to_string_lossy().contains(g2)));
     }

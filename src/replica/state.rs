@@ -160,7 +160,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReplicaError> {
     f.sync_all().map_err(io)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| ReplicaError::io(path.to_path_buf(), e))?;
-    std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| ReplicaError::io(parent.to_path_buf(), e))
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ReplicaError::io(parent.to_path_buf(), e))
 }
 
 #[cfg(test)]

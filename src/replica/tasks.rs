@@ -58,7 +58,9 @@ async fn auto_promote(app: App) {
         let Some(last) = app.replica.last_contact_ms() else { continue };
         if now_ms() - last > limit {
             match super::promote::promote_running(&app, "automatic").await {
-                Ok(epoch) => tracing::error!(epoch, "the primary was silent too long: promoted automatically"),
+                Ok(epoch) => {
+                    tracing::error!(epoch, "the primary was silent too long: promoted automatically")
+                }
                 Err(e) => tracing::error!(error = %e, "automatic promotion failed"),
             }
         }

@@ -15,7 +15,12 @@ use crate::web::{Access, Endpoint, post};
 
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = vec![
-        post(touch::TOUCH_PATH, Access::Replication, "Session and token renewals seen by the replica", touch_batch),
+        post(
+            touch::TOUCH_PATH,
+            Access::Replication,
+            "Session and token renewals seen by the replica",
+            touch_batch,
+        ),
         post("/admin/replica/promote", Access::Admin, "Promote this replica to primary (new epoch)", promote),
     ];
     all.extend(super::replication_feed::endpoints());
@@ -66,7 +71,11 @@ pub fn authenticate(req: &HttpRequest, app: &App, body: &[u8]) -> Result<(), Web
     })
 }
 
-async fn touch_batch(req: HttpRequest, app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, WebError> {
+async fn touch_batch(
+    req: HttpRequest,
+    app: web::Data<App>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
     authenticate(&req, &app, &body)?;
     if !app.replica.accepts_writes() {
         return Err(WebError::from(ReplicaError::Protocol("renewals go to the primary".into())));
@@ -77,7 +86,11 @@ async fn touch_batch(req: HttpRequest, app: web::Data<App>, body: web::Bytes) ->
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn promote(app: web::Data<App>, admin: AdminUser, _form: CsrfForm<Confirm>) -> Result<HttpResponse, WebError> {
+async fn promote(
+    app: web::Data<App>,
+    admin: AdminUser,
+    _form: CsrfForm<Confirm>,
+) -> Result<HttpResponse, WebError> {
     let epoch = crate::replica::promote::promote_running(&app, "promote").await?;
     tracing::warn!(admin = %admin.0.user.username, epoch, "promoted from the admin page");
     Ok(HttpResponse::build(StatusCode::SEE_OTHER)

@@ -61,7 +61,13 @@ fn learn_peer(req: &HttpRequest, app: &App) {
     }
 }
 
-fn signed(mut res: HttpResponseBuilder, app: &App, pq: &str, position: &str, body: &[u8]) -> HttpResponseBuilder {
+fn signed(
+    mut res: HttpResponseBuilder,
+    app: &App,
+    pq: &str,
+    position: &str,
+    body: &[u8],
+) -> HttpResponseBuilder {
     let epoch = app.replica.epoch().to_string();
     let secret = app.replica.secret().unwrap_or_default();
     let sig = auth::response_mac(secret, pq, &epoch, position, body);
@@ -79,35 +85,45 @@ struct RecordsQuery {
     wait_ms: Option<u64>,
 }
 
-async fn records(req: HttpRequest, app: web::Data<App>, q: web::Query<RecordsQuery>) -> Result<HttpResponse, WebError> {
+async fn records(
+    req: HttpRequest,
+    app: web::Data<App>,
+    q: web::Query<RecordsQuery>,
+) -> Result<HttpResponse, WebError> {
     super::replication::authenticate(&req, &app, b"")?;
     if app.replica.role() != Role::Primary {
         return Err(not_primary());
     }
     learn_peer(&req, &app);
     let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
     let data_dir = app.replica.data_dir().to_path_buf();
     loop {
         let (dir, generation, after) = (data_dir.clone(), q.generation.clone(), q.after);
-        let found = tokio::task::spawn_blocking(move || match spool::records_after(&dir, &generation, after) {
-            After::Records(paths) => {
-                let mut body = Vec::new();
-                for p in paths {
-                    // A file the uploader removed meanwhile ends the batch here.
-                    let Ok(bytes) = std::fs::read(&p) else { break };
-                    body.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-                    body.extend_from_slice(&bytes);
-                    if body.len() >= MAX_BATCH_BYTES {
-                        break;
+        let found =
+            tokio::task::spawn_blocking(move || match spool::records_after(&dir, &generation, after) {
+                After::Records(paths) => {
+                    let mut body = Vec::new();
+                    for p in paths {
+                        // A file the uploader removed meanwhile ends the batch here.
+                        let Ok(bytes) = std::fs::read(&p) else { break };
+                        body.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                        body.extend_from_slice(&bytes);
+                        if body.len() >= MAX_BATCH_BYTES {
+                            break;
+                        }
+                    }
+                    if body.is_empty() {
+                        (After::Gap, Vec::new())
+                    } else {
+                        (After::Records(Vec::new()), body)
                     }
                 }
-                if body.is_empty() { (After::Gap, Vec::new()) } else { (After::Records(Vec::new()), body) }
-            }
-            other => (other, Vec::new()),
-        })
-        .await
-        .map_err(WebError::internal)?;
+                other => (other, Vec::new()),
+            })
+            .await
+            .map_err(WebError::internal)?;
         let position = app.replica.shipped_now().map(|p| p.header()).unwrap_or_default();
         match found {
             (After::Records(_), body) => {
@@ -146,7 +162,8 @@ async fn snapshot(req: HttpRequest, app: web::Data<App>) -> Result<HttpResponse,
         let position = format!("{}/{}", info.generation, info.txid);
         // Open once: the uploader may remove the spool file, the open file stays readable.
         let mut file = std::fs::File::open(&path).map_err(|e| ReplicaError::io(path.clone(), e))?;
-        let mut verifier = auth::ResponseVerifier::new(&secret, "/replication/v1/snapshot", &epoch, &position);
+        let mut verifier =
+            auth::ResponseVerifier::new(&secret, "/replication/v1/snapshot", &epoch, &position);
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
         loop {
@@ -168,10 +185,20 @@ async fn snapshot(req: HttpRequest, app: web::Data<App>) -> Result<HttpResponse,
         .insert_header((POSITION_HEADER, position))
         .insert_header((SIGNATURE_HEADER, sig))
         .content_type("application/octet-stream");
-    Ok(ranges::respond(res, ranges::Plan::Send { start: 0, len: size, partial: false }, file, size, "\"snapshot\""))
+    Ok(ranges::respond(
+        res,
+        ranges::Plan::Send { start: 0, len: size, partial: false },
+        file,
+        size,
+        "\"snapshot\"",
+    ))
 }
 
-async fn blob(req: HttpRequest, app: web::Data<App>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
+async fn blob(
+    req: HttpRequest,
+    app: web::Data<App>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
     super::replication::authenticate(&req, &app, b"")?;
     let hash = Sha256::from_hex(&path).map_err(|_| WebError::not_found())?;
     let file = app.store.path(&hash);

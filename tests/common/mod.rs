@@ -153,11 +153,8 @@ impl Server {
         listen: &str,
         configure: impl FnOnce(&mut Command),
     ) -> Result<Server, String> {
-        let stderr_path = logs.join(format!(
-            "serve-{}-{}.stderr",
-            std::process::id(),
-            listen.replace([':', '.'], "_")
-        ));
+        let stderr_path =
+            logs.join(format!("serve-{}-{}.stderr", std::process::id(), listen.replace([':', '.'], "_")));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log file");
         let mut cmd = reelbox();
         cmd.args(["serve", "--data"]).arg(data).args(["--listen", listen]);
