@@ -87,10 +87,9 @@ pub async fn middleware(
     if let Some((generation, shipped)) = before
         && app.db.generation() != generation
         && let Some(pos) = shipped_after_write(&app, shipped).await
+        && let Ok(v) = header::HeaderValue::from_str(&pos.header())
     {
-        if let Ok(v) = header::HeaderValue::from_str(&pos.header()) {
-            res.headers_mut().insert(header::HeaderName::from_static(POSITION_HEADER), v);
-        }
+        res.headers_mut().insert(header::HeaderName::from_static(POSITION_HEADER), v);
     }
     Ok(res.map_into_left_body())
 }
