@@ -89,6 +89,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// WAL shipping of the database to the backup target (`[replication]`).
     pub replication: ReplicationConfig,
+    /// This node's role in a primary/replica pair (`[replica]`, src/replica).
+    pub replica: crate::replica::config::ReplicaConfig,
     /// The file this configuration was read from (backed up daily by `backup::files`).
     #[serde(skip)]
     pub source_file: Option<PathBuf>,
@@ -422,6 +424,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             backup: BackupConfig::default(),
             replication: ReplicationConfig::default(),
+            replica: Default::default(),
             source_file: None,
         }
     }
@@ -565,6 +568,8 @@ pub struct Overrides {
     /// `serve --backup-dir`, nested as `backup.dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupDirOverride>,
+    #[serde(skip_serializing_if = "crate::replica::config::ReplicaOverrides::is_empty")]
+    pub replica: crate::replica::config::ReplicaOverrides,
 }
 
 /// `--backup-dir` in the shape of the `[backup]` table, so it merges over the file's.
@@ -640,6 +645,7 @@ impl Config {
             })?;
             self.metrics.token = Secret::new(Some(text.trim_end_matches(['\n', '\r']).to_string()));
         }
+        self.replica.resolve_secret()?;
         Ok(())
     }
 
@@ -763,6 +769,7 @@ impl Config {
                 format!("`{}` is not a log filter ({e}); use e.g. `info`", self.log.level),
             ));
         }
+        self.replica.validate()?;
         Ok(())
     }
 
@@ -790,6 +797,9 @@ impl Config {
         let mut shown = self.clone();
         if shown.metrics.token.is_set() {
             shown.metrics.token = Secret::new(Some("<redacted>".into()));
+        }
+        if shown.replica.secret.is_set() {
+            shown.replica.secret = Secret::new(Some("<redacted>".into()));
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

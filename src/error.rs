@@ -48,7 +48,7 @@ impl AppError for DbError {
                 ErrorKind::InsufficientStorage
             }
             DbError::Sqlite(_) if self.is_storage_problem() => ErrorKind::Unavailable,
-            DbError::Pool(_) | DbError::Poisoned => ErrorKind::Unavailable,
+            DbError::Pool(_) | DbError::Poisoned | DbError::ReadOnlyReplica => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }
     }
@@ -63,6 +63,12 @@ impl AppError for DbError {
                             Please tell your IT administrator."
                 .into(),
             "db-unavailable" => "The server is busy. Please try again in a moment.".into(),
+            "replica-read-only" => {
+                "This server is temporarily read-only: it is the school's standby copy and \
+                                    cannot reach the main server right now. Nothing was saved; please try \
+                                    again in a few minutes."
+                    .into()
+            }
             _ => "Something went wrong on the server. Nothing you entered was lost; please try again, \
                   and tell your IT administrator if it keeps happening."
                 .into(),

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod insights;
 pub mod library;
 pub mod ops;
+pub mod replica;
 pub mod replication;
 pub mod store;
 pub mod tls;
@@ -53,6 +54,8 @@ pub struct AppInner {
     pub tls: tls::StatusHandle,
     /// The WAL shipper, when a backup target is configured (set once by `serve`).
     pub replication: std::sync::OnceLock<Arc<replication::Shipper>>,
+    /// This node's role in the primary/replica pair, its epoch and replication progress.
+    pub replica: replica::Node,
 }
 
 impl Deref for App {
@@ -72,6 +75,7 @@ impl App {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Result<App, argon2::Error> {
         let hasher = Hasher::new(&config.passwords)?;
+        let replica = replica::Node::new(&config);
         Ok(App(Arc::new(AppInner {
             config,
             db,
@@ -86,6 +90,7 @@ impl App {
             media_url_key: Default::default(),
             tls: Default::default(),
             replication: std::sync::OnceLock::new(),
+            replica,
         })))
     }
 

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod config_cmd;
 pub mod doctor;
 pub mod recover;
+pub mod replica;
 pub mod restore;
 pub mod serve;
 pub mod tls_args;
@@ -45,6 +46,20 @@ pub enum Command {
         backup_dir: Option<PathBuf>,
         #[command(flatten)]
         tls: tls_args::TlsArgs,
+        /// `primary` or `replica` (a replica follows `--primary` and forwards writes to it).
+        #[arg(long)]
+        role: Option<String>,
+        /// The primary's base URL (replicas), e.g. https://media-a.school.example.
+        #[arg(long)]
+        primary: Option<String>,
+        /// File holding the secret shared by primary and replica (`reelbox replica pair` writes it).
+        #[arg(long)]
+        replication_secret_file: Option<PathBuf>,
+    },
+    /// Pair a replica with its primary, promote a replica, show the pair's state.
+    Replica {
+        #[command(subcommand)]
+        command: replica::ReplicaCommand,
     },
     /// Manage accounts.
     User {
@@ -113,16 +128,25 @@ pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
 
 pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
-        Command::Serve { listen, backup_dir, tls } => load_config_with(
-            &cli,
-            Overrides {
-                listen: listen.clone(),
-                backup: backup_dir.clone().map(|dir| crate::config::BackupDirOverride { dir }),
-                tls: tls.overrides(),
-                ..Default::default()
-            },
-        )
-        .and_then(serve::run),
+        Command::Serve { listen, backup_dir, tls, role, primary, replication_secret_file } => {
+            let replica = crate::replica::config::ReplicaOverrides {
+                role: role.clone(),
+                primary: primary.clone(),
+                secret_file: replication_secret_file.clone(),
+            };
+            load_config_with(
+                &cli,
+                Overrides {
+                    listen: listen.clone(),
+                    backup: backup_dir.clone().map(|dir| crate::config::BackupDirOverride { dir }),
+                    tls: tls.overrides(),
+                    replica,
+                    ..Default::default()
+                },
+            )
+            .and_then(serve::run)
+        }
+        Command::Replica { command } => replica::run(&cli, command),
         Command::User { command } => load_config(&cli, None).and_then(|c| user::run(&c, command)),
         Command::Token { command } => load_config(&cli, None).and_then(|c| token::run(&c, command)),
         Command::Config { command } => load_config(&cli, None).and_then(|c| config_cmd::run(&c, command)),

@@ -12,6 +12,7 @@ use crate::accounts::sessions::{self, SessionPolicy};
 use crate::accounts::users;
 use crate::clock::Clock;
 use crate::config::{Config, TlsMode};
+use crate::replica::Role;
 use crate::web;
 
 pub fn run(cfg: Config) -> Result<ExitCode, ExitCode> {
@@ -48,22 +49,31 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         .ok();
     let app = App::new(cfg.clone(), db.clone(), store, uploads, Clock::System, metrics)
         .map_err(|e| fail(format!("bad password settings: {e}")))?;
+    // Replication: the pair's state file, the database fence on a replica, and (a primary that
+    // knows its peer) the question whether it was replaced while it was away.
+    let _server_lock = crate::replica::promote::lock_server(&cfg.data_dir)
+        .map_err(|e| fail(format!("is another reelbox running on this data directory? {e}")))?;
+    app.replica.start(&db).map_err(|e| fail(format!("replication state: {e}")))?;
+    crate::replica::fence::check_peer(&app.replica, Duration::from_secs(2)).await;
 
     // Before listening, so a wrong backup setting stops the start with the reason. One target
     // (directory or S3) takes the shipped database and the copies of media and server files.
     let backup_target = crate::replication::target::open(&cfg)
         .map_err(|e| fail(format!("cannot open the backup target: {e}")))?;
-    if let Some(target) = &backup_target {
-        let shipper =
-            crate::replication::Shipper::start(app.db.clone(), &cfg.data_dir, target.clone(), &cfg.replication)
-                .await
-                .map_err(|e| fail(format!("cannot start shipping the database to the backup target: {e}")))?;
-        let _ = app.replication.set(std::sync::Arc::new(shipper));
+    // The database is shipped to the backup target and into the spool a replica follows; only
+    // a primary ships (a replica's copy changes by replication) and a replica starts when promoted.
+    let ships = backup_target.is_some() || cfg.replica.secret.is_set();
+    let primary_at_start = app.replica.role() == Role::Primary;
+    if ships && primary_at_start {
+        start_shipping(&app, backup_target.clone())
+            .await
+            .map_err(|e| fail(format!("cannot start shipping the database: {e}")))?;
     }
     let has_admin = app.db.read(users::admin_exists).await.map_err(|e| fail(format!("{e}")))?;
     // After a crash, partial uploads hold bytes that were acknowledged but maybe never synced:
     // cut them back to the recorded durable offsets before anyone asks for one.
     match crate::ingest::tus_recovery::recover(&app).await {
+        _ if !app.replica.accepts_writes() => {}
         Ok(0) => {}
         Ok(n) => tracing::info!(uploads = n, "partial uploads shorter than recorded"),
         Err(e) => return Err(fail(format!("cannot check the partial uploads: {e}"))),
@@ -93,6 +103,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         })?),
         None => None,
     };
+    app.replica.set_self_url(cfg.replica.advertise_url.clone().unwrap_or_else(|| base.clone()));
 
     // Listen for SIGTERM/SIGINT before announcing anything, so a signal sent as soon as the URL
     // is printed still stops the server gracefully.
@@ -111,6 +122,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
             }))
             .wrap(from_fn(web::auth::csrf_guard))
             .wrap(from_fn(web::auth::authenticate))
+            .wrap(from_fn(crate::replica::forward::middleware))
             .wrap(from_fn(web::error::render_errors))
             .wrap(from_fn(web::middleware::security_headers))
             .wrap(from_fn(web::middleware::observe))
@@ -198,30 +210,23 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
         handle.stop(true).await;
     });
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
-    let transcoders = crate::transcode::Workers::start(&app);
-    // --- backup of media and server files (src/backup/) ---
-    let media_backup = backup_target.map(|target| {
-        let ctx = crate::backup::media::Ctx::from_app(&app, target.clone());
-        let files = crate::backup::files::start(
-            target.clone(),
-            app.config.clone(),
-            app.clock.clone(),
-            ctx.status.clone(),
-        );
-        tracing::info!(target = %target, "backing up media and server files");
-        (crate::backup::media::MediaBackup::start(ctx), files)
-    });
-    // --- end backup ---
+    let pair_tasks = crate::replica::tasks::spawn(&app);
+    // Transcoders write: they run on a primary only, and start when a replica is promoted.
+    let transcoders = crate::replica::tasks::when_primary(&app, crate::transcode::Workers::start).await;
+    let media_backup = primary_duties(&app, backup_target, ships && !primary_at_start);
     let result = server.await;
     crate::ops::service::notify_stopping();
     if let Some(w) = watchdog {
         w.abort();
     }
+    for t in pair_tasks {
+        t.abort();
+    }
     housekeeping.abort();
     if let Some(t) = acme_task {
         t.abort();
     }
-    if let Some((media, files)) = media_backup {
+    if let Some((media, files)) = media_backup.lock().await.take() {
         media.stop();
         files.abort();
     }
@@ -229,7 +234,9 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     if synced > 0 {
         tracing::info!(uploads = synced, "open uploads synced and recorded");
     }
-    transcoders.stop().await;
+    if let Some(t) = transcoders.lock().await.take() {
+        t.stop().await;
+    }
     match app.replication.get() {
         Some(shipper) => {
             app.db.close_with(|| shipper.ship_final());
@@ -241,6 +248,74 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     result.map(|_| ExitCode::SUCCESS).map_err(|e| fail(format!("server error: {e}")))
 }
 
+type MediaBackupTasks = (crate::backup::media::MediaBackup, tokio::task::JoinHandle<()>);
+
+/// Start the WAL shipper and publish what it has shipped to the replica feed.
+async fn start_shipping(
+    app: &App,
+    target: Option<crate::replication::target::Target>,
+) -> Result<(), crate::replication::ReplicationError> {
+    let shipper = crate::replication::Shipper::start(
+        app.db.clone(),
+        &app.config.data_dir,
+        target,
+        &app.config.replication,
+    )
+    .await?;
+    let mut position = shipper.position();
+    let _ = app.replication.set(std::sync::Arc::new(shipper));
+    let node = app.replica.clone();
+    tokio::spawn(async move {
+        loop {
+            let p = position.borrow_and_update().clone();
+            if let Some(p) = p {
+                node.shipped.send_replace(Some(crate::replica::Applied {
+                    generation: p.generation.as_str().to_owned(),
+                    txid: p.txid,
+                    committed_at_ms: p.committed_at_ms,
+                }));
+            }
+            if position.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The copies of media and server files in the backup target, made by the primary: now, or
+/// (a replica) once it is promoted, when it also starts shipping the database (`ship_later`).
+fn primary_duties(
+    app: &App,
+    target: Option<crate::replication::target::Target>,
+    ship_later: bool,
+) -> std::sync::Arc<tokio::sync::Mutex<Option<MediaBackupTasks>>> {
+    let slot = std::sync::Arc::new(tokio::sync::Mutex::new(None));
+    let (app, later) = (app.clone(), slot.clone());
+    tokio::spawn(async move {
+        let mut role = app.replica.role_watch.subscribe();
+        while *role.borrow_and_update() != Role::Primary {
+            if role.changed().await.is_err() {
+                return;
+            }
+        }
+        if ship_later && let Err(e) = start_shipping(&app, target.clone()).await {
+            tracing::error!(error = %e, "promoted, but shipping the database could not start");
+        }
+        let Some(target) = target else { return };
+        let ctx = crate::backup::media::Ctx::from_app(&app, target.clone());
+        let files = crate::backup::files::start(
+            target.clone(),
+            app.config.clone(),
+            app.clock.clone(),
+            ctx.status.clone(),
+        );
+        tracing::info!(target = %target, "backing up media and server files");
+        *later.lock().await = Some((crate::backup::media::MediaBackup::start(ctx), files));
+    });
+    slot
+}
+
 /// Remove expired sessions and abandoned uploads now and then (and once at start); start the
 /// weekly integrity scrub when it is due.
 async fn housekeeping(app: App) {
@@ -248,6 +323,10 @@ async fn housekeeping(app: App) {
     let mut weekly_scrub = crate::library::scrub::Weekly::default();
     loop {
         tick.tick().await;
+        if !app.replica.accepts_writes() {
+            // A replica's database changes only by replication; the primary does this work.
+            continue;
+        }
         weekly_scrub.poll(&app);
         let policy = SessionPolicy::from_config(&app.config.sessions);
         let now = app.clock.now();

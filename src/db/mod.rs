@@ -56,6 +56,10 @@ pub enum DbError {
     Task(String),
     #[error("database lock poisoned by an earlier panic")]
     Poisoned,
+    /// This node is a replica (or a fenced old primary): its database is a copy of the
+    /// primary's and only the replication follower may change it.
+    #[error("write refused: this node is a read-only replica")]
+    ReadOnlyReplica,
 }
 
 impl DbError {
@@ -68,6 +72,7 @@ impl DbError {
             DbError::Sqlite(e) if is_read_only(e) => "read-only",
             DbError::Sqlite(_) => "db",
             DbError::Pool(_) | DbError::Task(_) | DbError::Poisoned => "db-unavailable",
+            DbError::ReadOnlyReplica => "replica-read-only",
         }
     }
 
@@ -148,6 +153,8 @@ pub struct Db {
     readers: r2d2::Pool<SqliteConnectionManager>,
     /// Bumped after every write; caches of database state are valid for one generation.
     generation: Arc<AtomicU64>,
+    /// Set on a replica: `write` refuses, only `write_replicated_blocking` may change the file.
+    read_only: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Db {
@@ -201,6 +208,7 @@ impl Db {
             writer: Arc::new(Mutex::new(writer)),
             readers,
             generation: Arc::new(AtomicU64::new(0)),
+            read_only: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -239,6 +247,28 @@ impl Db {
 
     /// Run `f` on the writer from a blocking context (command-line tools).
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<DbError>,
+        F: FnOnce(&mut Connection) -> Result<T, E>,
+    {
+        if self.read_only.load(Ordering::Acquire) {
+            return Err(E::from(DbError::ReadOnlyReplica));
+        }
+        self.write_replicated_blocking(f)
+    }
+
+    /// Refuse (`true`) or allow ordinary writes: a replica's database changes only by replication.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.read_only.store(read_only, Ordering::Release);
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Acquire)
+    }
+
+    /// The writer for the replication follower, which applies the primary's pages even while
+    /// ordinary writes are refused.
+    pub fn write_replicated_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         E: From<DbError>,
         F: FnOnce(&mut Connection) -> Result<T, E>,

@@ -190,6 +190,22 @@ pub async fn after_upload(app: &crate::App, item: &MediaItem) {
     }
 }
 
+/// Every stored file the library points at (originals and renditions), with its size: what a
+/// replica must hold so that everything that plays on the primary plays on it.
+pub fn blobs_in_use(conn: &Connection) -> Result<Vec<(String, u64)>, LibraryError> {
+    let mut stmt = conn.prepare(
+        "SELECT sha256, max(size) FROM (
+             SELECT sha256, size FROM media_items
+              WHERE sha256 IS NOT NULL AND status IN ('processing', 'ready', 'recycled', 'archived')
+             UNION ALL SELECT sha256, size FROM renditions)
+         GROUP BY sha256 ORDER BY sha256",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0).max(0) as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,8 +119,11 @@ pub struct Status {
 }
 
 impl Status {
-    /// Seconds the target is behind the last local commit (0 when caught up).
+    /// Seconds the target is behind the last local commit (0 when caught up or no target).
     pub fn lag_seconds(&self, now_ms: i64) -> f64 {
+        if self.target.is_empty() {
+            return 0.0;
+        }
         match (&self.shipped, &self.uploaded) {
             (Some(s), Some(u)) if s.generation == u.generation && s.txid <= u.txid => 0.0,
             (Some(s), Some(u)) if s.generation == u.generation => {
@@ -163,11 +166,12 @@ impl std::fmt::Debug for Shipper {
 
 impl Shipper {
     /// Start shipping `db` to `target` (inside a tokio runtime). Takes the first snapshot of a
-    /// new generation before returning.
+    /// new generation before returning. Without a target the spool alone is kept, for a
+    /// replica to follow (`replica::feed`).
     pub async fn start(
         db: crate::db::Db,
         data_dir: &Path,
-        target: target::Target,
+        target: Option<target::Target>,
         cfg: &crate::config::ReplicationConfig,
     ) -> Result<Shipper, ReplicationError> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -181,12 +185,15 @@ impl Shipper {
         let spool = shipper::spool_dir(data_dir);
         let current = Arc::new(Mutex::new(core.generation.clone()));
         let status = Arc::new(Mutex::new(Status {
-            target: target.to_string(),
+            target: target.as_ref().map(|t| t.to_string()).unwrap_or_default(),
             retention_days: cfg.retention_days,
             lag_alarm_seconds: cfg.lag_alarm_seconds,
             ..Status::default()
         }));
-        let queue = upload::leftovers(&target, &spool, &core.generation).await.into();
+        let queue = match &target {
+            Some(t) => upload::leftovers(t, &spool, &core.generation).await.into(),
+            None => Default::default(),
+        };
         let core = Arc::new(Mutex::new(core));
         let stop = Arc::new(AtomicBool::new(false));
         let every = Duration::from_secs(u64::from(cfg.snapshot_hours) * 3600);
@@ -197,7 +204,10 @@ impl Shipper {
                 .spawn(move || shipper::run(core, stop, every, status))
                 .map_err(|source| ReplicationError::Io { path: spool.clone(), source })?
         };
-        let uploader = tokio::spawn(upload::run(target, rx, queue, status.clone(), current.clone()));
+        let uploader = match target {
+            Some(t) => tokio::spawn(upload::run(t, rx, queue, status.clone(), current.clone())),
+            None => tokio::spawn(upload::discard(rx)),
+        };
         {
             // `/metrics` sees the lag even when nobody opens the dashboard.
             let status = status.clone();

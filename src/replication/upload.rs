@@ -86,6 +86,11 @@ fn remove_spooled(item: &Spooled) {
     let _ = std::fs::remove_file(path);
 }
 
+/// Without a target: the spool is the only copy (kept for a replica to follow).
+pub(crate) async fn discard(mut rx: tokio::sync::mpsc::UnboundedReceiver<Spooled>) {
+    while rx.recv().await.is_some() {}
+}
+
 pub(crate) async fn run(
     target: Target,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Spooled>,

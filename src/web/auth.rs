@@ -104,7 +104,8 @@ async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
         let found = app.db.read(move |c| tokens::lookup(c, &token)).await.map_err(WebError::from)?;
         let Some((id, last_used, user)) = found else { return Ok(Principal::BadToken) };
         if tokens::needs_touch(last_used, now) {
-            app.db.write(move |c| tokens::touch(c, id, now)).await.map_err(WebError::from)?;
+            // On a replica this goes to the primary instead of the local copy.
+            crate::replica::touch::touch(&app, crate::replica::touch::Touch::Token(id), now).await?;
         }
         return Ok(Principal::Token { id, user: Box::new(user) });
     }
@@ -134,7 +135,7 @@ async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
     let mut session = (*session).clone();
     if sessions::needs_touch(&session, now) {
         let id = session.id;
-        app.db.write(move |c| sessions::touch(c, id, now)).await.map_err(WebError::from)?;
+        crate::replica::touch::touch(&app, crate::replica::touch::Touch::Session(id), now).await?;
         session.last_seen_at = now;
     }
     Ok(Principal::Session(Box::new(session)))

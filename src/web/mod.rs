@@ -13,6 +13,8 @@ pub mod media_files;
 pub mod middleware;
 pub mod pages;
 pub mod ranges;
+pub mod replication;
+pub mod replication_feed;
 pub mod sendfile;
 
 use actix_web::http::Method;
@@ -36,6 +38,8 @@ pub enum Access {
     Admin,
     /// Administrators' tokens, the metrics token, or loopback.
     Metrics,
+    /// The other node of the pair, proving it holds the replication secret.
+    Replication,
 }
 
 impl Access {
@@ -50,6 +54,7 @@ impl Access {
             Access::Category(Role::Manage) => "manage on the category",
             Access::Admin => "site administrators",
             Access::Metrics => "administrators' API tokens, the metrics token, or loopback",
+            Access::Replication => "the paired server, signing with the replication secret",
         }
     }
 }
@@ -103,6 +108,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     let mut all = pages::endpoints();
     all.extend(api::endpoints());
     all.extend(media_files::endpoints());
+    all.extend(replication::endpoints());
     all
 }
 

@@ -543,6 +543,13 @@ pub fn table() -> Vec<Row> {
                 case(EVERYONE_200).on("session", &[]).cred(Cred::Session),
             ],
         ),
+        // The replica pair: replication needs the shared secret (this server has none), so
+        // everyone is refused; promoting a primary is refused as a conflict.
+        row(M::GET, "/replication/v1/records", vec![case([401; 7]).query("generation=0&after=0")]),
+        row(M::GET, "/replication/v1/snapshot", vec![case([401; 7])]),
+        row(M::GET, "/replication/v1/blobs/{sha256}", vec![case([401; 7]).on("", &[Rung])]),
+        row(M::POST, "/replication/v1/touch", vec![case([401; 7]).json("{}")]),
+        row(M::POST, "/admin/replica/promote", vec![case([303, 403, 403, 403, 403, 403, 409]).form(&[])]),
         // JSON API: people.
         row(M::GET, "/api/v1/users", vec![case(api_admin(200))]),
         row(

@@ -143,10 +143,21 @@ impl Server {
         logs: &Path,
         configure: impl FnOnce(&mut Command),
     ) -> Result<Server, String> {
-        let stderr_path = logs.join(format!("serve-{}.stderr", std::process::id()));
+        Server::start_at(data, logs, "127.0.0.1:0", configure)
+    }
+
+    /// Like [`Server::start_with`] on another address (e.g. `127.0.0.3:0` for a second node).
+    pub fn start_at(
+        data: &Path,
+        logs: &Path,
+        listen: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Result<Server, String> {
+        let stderr_path =
+            logs.join(format!("serve-{}-{}.stderr", std::process::id(), listen.replace([':', '.'], "_")));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log file");
         let mut cmd = reelbox();
-        cmd.args(["serve", "--data"]).arg(data).args(["--listen", "127.0.0.1:0"]);
+        cmd.args(["serve", "--data"]).arg(data).args(["--listen", listen]);
         configure(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::null())

@@ -282,7 +282,10 @@ async fn original(
         }
         .target("media", item.id, &item.title);
         let now = app.clock.now();
-        app.db.write(move |c| audit::record(c, &event, now)).await?;
+        // A replica's copy changes only by replication; downloads there are not audited (yet).
+        if app.replica.accepts_writes() {
+            app.db.write(move |c| audit::record(c, &event, now)).await?;
+        }
     }
     res.content_type(served_content_type(item.mime.as_deref()));
     Ok(ranges::respond(res, plan, file, size, &etag))

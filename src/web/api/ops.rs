@@ -37,9 +37,12 @@ pub(crate) async fn healthz(app: web::Data<App>) -> HttpResponse {
     let body = serde_json::json!({
         "status": if db_ok { "ok" } else { "degraded" },
         "version": crate::VERSION,
-        "role": "primary",
         "uptime_secs": app.started.elapsed().as_secs(),
     });
+    let mut body = body;
+    if let Some(map) = body.as_object_mut() {
+        map.extend(crate::web::replication::health_fields(&app));
+    }
     let mut res = if db_ok { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
     res.insert_header((header::CACHE_CONTROL, "no-store")).json(body)
 }

@@ -288,6 +288,10 @@ async fn audit_playback(
     }
     .target("media", item.id, &item.title);
     let now = app.clock.now();
+    if !app.replica.accepts_writes() {
+        // A replica's copy changes only by replication; playback there is not audited (yet).
+        return Ok(());
+    }
     app.db
         .write_keeping_caches(move |c| audit::record_once_since(c, &event, now - PLAYBACK_AUDIT_WINDOW, now))
         .await?;

@@ -1,0 +1,307 @@
+//! The geo-redundant pair against the real binary: a primary on 127.0.0.2 and a replica on
+//! 127.0.0.3 sharing a replication secret. The replica follows, serves reads, forwards writes;
+//! when the primary dies it keeps serving reads and refuses writes clearly until it is promoted;
+//! the old primary, restarted, steps down, exports what it held and follows the new one.
+
+mod common;
+mod ingest_support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Api, Server};
+use ingest_support::{content_digest, png, post_media, sha256_hex};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SECRET: &str = "5f1c0d6b9e2a4c7f8b3d1e0a6c9f2b4d7e8a1c3f5b0d2e4a6c8f1b3d5e7a9c0b";
+
+fn secret_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{secret}\n")).expect("secret file");
+    p
+}
+
+fn start_primary(data: &Path, logs: &Path, secret: &Path) -> Server {
+    Server::start_at(data, logs, "127.0.0.2:0", |c| {
+        c.arg("--replication-secret-file").arg(secret);
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn start_replica(data: &Path, logs: &Path, primary: &str, secret: &Path) -> Server {
+    Server::start_at(data, logs, "127.0.0.3:0", |c| {
+        c.args(["--role", "replica", "--primary", primary]).arg("--replication-secret-file").arg(secret);
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn health(s: &Server) -> Value {
+    common::http().get(s.url("/healthz")).send().await.expect("healthz").json().await.expect("healthz json")
+}
+
+/// The database's state checksum, computed from the file as every node computes it.
+fn state_checksum(data: &Path) -> [u8; 32] {
+    let c = rusqlite::Connection::open_with_flags(
+        data.join("reelbox.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open db");
+    reelbox::replication::state_checksum(&c).expect("state checksum")
+}
+
+/// Wait until the replica has applied what the primary shipped and both files are equal.
+async fn caught_up(primary: &Server, replica: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (p, r) = (health(primary).await, health(replica).await);
+        if !p["position"].is_null()
+            && p["position"]["txid"] == r["position"]["txid"]
+            && p["position"]["generation"] == r["position"]["generation"]
+            && state_checksum(primary.data_dir()) == state_checksum(replica.data_dir())
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "replica did not catch up: primary {p}, replica {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn on(server: &Server, token: &str) -> Api {
+    server.api(token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path(), "secret", SECRET);
+    let primary = start_primary(&dir.path().join("a"), dir.path(), &secret);
+    primary.add_user("ada", true);
+    let token = primary.token("ada");
+    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
+    let h = health(&replica).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(1)), "{h}");
+    assert_eq!(h["primary"], primary.base.as_str(), "{h}");
+    assert_eq!(health(&primary).await["role"], "primary");
+
+    // A write sent to the replica reaches the primary (the token is checked there).
+    let on_replica = replica.api(&token);
+    let made =
+        on_replica.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Via replica"})), 201).await;
+    let id = made["id"].as_i64().expect("id");
+    primary.api(&token).get_json(&format!("/api/v1/categories/{id}")).await;
+    // A page form too: the sign-in page's POST is forwarded (and answered by the primary).
+    let res =
+        common::http().post(replica.url("/login")).form(&[("username", "ada")]).send().await.expect("post");
+    assert_ne!(res.status().as_u16(), 503);
+
+    // Replication refuses callers without the secret, or with another one.
+    let refused = common::http().get(primary.url("/replication/v1/snapshot")).send().await.expect("get");
+    assert_eq!(refused.status().as_u16(), 401);
+    let forged = common::http()
+        .get(primary.url("/replication/v1/snapshot"))
+        .header(
+            "x-reelbox-replication-time",
+            (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs())
+                .to_string(),
+        )
+        .header("x-reelbox-replication-auth", "0".repeat(64))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(forged.status().as_u16(), 401);
+    // The replica told the primary where it is (for the fence after a failover).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(dir.path().join("a/replica/state.json"))
+        .unwrap_or_default()
+        .contains(&replica.base)
+    {
+        assert!(Instant::now() < deadline, "the primary never learned its peer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The primary dies: writes on the replica are refused clearly, never applied locally.
+    let _ = std::process::Command::new("kill").args(["-KILL", &primary.pid().to_string()]).status();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = on_replica.send(Method::POST, "/api/v1/categories", Some(&json!({"name": "Lost?"}))).await;
+    assert_eq!(res.status().as_u16(), 503);
+    let problem: Value = res.json().await.expect("problem json");
+    assert_eq!(problem["code"], "replica-read-only", "{problem}");
+    let page =
+        common::http().post(replica.url("/login")).form(&[("username", "ada")]).send().await.expect("post");
+    assert_eq!(page.status().as_u16(), 503);
+    assert!(page.text().await.unwrap_or_default().contains("temporarily read-only"));
+
+    // Promotion with the server running: a new epoch, writes accepted here.
+    let start = Instant::now();
+    let out =
+        common::run_cli(&["replica", "promote", "--data", replica.data_dir().to_str().expect("utf-8")], "");
+    assert!(out.status.success(), "promote: {}", common::text(&out.stderr));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let h = health(&replica).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("primary"), Some(2)), "{h}");
+    replica.add_user("bea", true);
+    let local = replica.api(&replica.token("bea"));
+    local.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "After promotion"})), 201).await;
+
+    // The old primary comes back: it learns the newer epoch from its peer before taking any
+    // write, steps down, exports what it held for the administrator, and follows.
+    drop(primary);
+    let old = Server::start_at(&dir.path().join("a"), dir.path(), "127.0.0.2:0", |c| {
+        c.arg("--replication-secret-file").arg(&secret);
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let h = health(&old).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(2)), "{h}");
+    assert_eq!(h["primary"], replica.base.as_str(), "{h}");
+    let exports: Vec<PathBuf> = std::fs::read_dir(dir.path().join("a/split-brain"))
+        .expect("split-brain export")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    assert!(exports[0].join("database-at-demotion.db").is_file());
+    let summary = std::fs::read_to_string(exports[0].join("summary.json")).expect("summary");
+    assert!(summary.contains("\"new_epoch\": 2"), "{summary}");
+    // Its writes go to the new primary now.
+    let via_old = old
+        .api(&local.token)
+        .send(Method::POST, "/api/v1/categories", Some(&json!({"name": "Through the old one"})))
+        .await;
+    assert_eq!(via_old.status().as_u16(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_follows_forwards_and_fails_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path(), "secret", SECRET);
+    let primary = start_primary(&dir.path().join("a"), dir.path(), &secret);
+    primary.add_user("ada", true);
+    let token = primary.token("ada");
+    let admin = on(&primary, &token);
+    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
+
+    // A write workload on the primary: categories, grants, an upload with its thumbnail.
+    let cat =
+        admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Science"})), 201).await["id"]
+            .as_i64()
+            .expect("id");
+    for i in 0..20 {
+        admin
+            .call(
+                Method::POST,
+                "/api/v1/categories",
+                Some(&json!({"name": format!("Topic {i}"), "parent_id": cat})),
+                201,
+            )
+            .await;
+    }
+    let image = png(7, 60_000);
+    let res = post_media(
+        &admin,
+        &format!("category={cat}&filename=diagram.png&title=Forces"),
+        image.clone(),
+        Some(content_digest(&image)),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let item: Value = res.json().await.expect("item");
+    let media = item["id"].as_i64().expect("media id");
+    caught_up(&primary, &replica).await;
+
+    // The replica reports its role; the token made on the primary works on the replica.
+    let h = health(&replica).await;
+    assert_eq!(h["role"], "replica", "{h}");
+    assert_eq!(h["epoch"], 1, "{h}");
+    assert_eq!(h["primary"], primary.base.as_str(), "{h}");
+    assert!(h["lag_ms"].as_i64().is_some_and(|l| l < 5_000), "{h}");
+    let on_replica = on(&replica, &token);
+    let cats = on_replica.get_json("/api/v1/categories").await;
+    assert!(cats.to_string().contains("Topic 19"), "{cats}");
+
+    // Media: present on the replica, byte for byte (fetched by hash), and served there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = on_replica.get(&format!("/api/v1/media/{media}/original")).await;
+        if res.status().as_u16() == 200 {
+            let body = res.bytes().await.expect("body");
+            assert_eq!(sha256_hex(&body), sha256_hex(&image));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the original never reached the replica: {}", res.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health(&replica).await["media_bytes_behind"], 0);
+
+    // A session made on the primary works on the replica.
+    let session = primary.sign_in("ada", common::PASSWORD).await;
+    caught_up(&primary, &replica).await;
+    let me = common::http()
+        .get(replica.url("/api/v1/me"))
+        .header("Cookie", format!("reelbox_session={}", session.cookie))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status().as_u16(), 200);
+
+    // A write sent to the replica is forwarded and can be read there right after.
+    let made =
+        on_replica.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Via replica"})), 201).await;
+    let id = made["id"].as_i64().expect("id");
+    let seen = on_replica.get(&format!("/api/v1/categories/{id}")).await;
+    assert_eq!(seen.status().as_u16(), 200, "read-your-writes on the replica");
+    caught_up(&primary, &replica).await;
+
+    // Replication refuses callers without the secret, or with another one.
+    let refused = common::http().get(primary.url("/replication/v1/snapshot")).send().await.expect("get");
+    assert_eq!(refused.status().as_u16(), 401);
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "0".repeat(64)).expect("wrong secret");
+    let stranger = Server::start_at(&dir.path().join("c"), dir.path(), "127.0.0.3:0", |c| {
+        c.args(["--role", "replica", "--primary", &primary.base])
+            .arg("--replication-secret-file")
+            .arg(&wrong);
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(health(&stranger).await["position"].is_null(), "a replica with the wrong secret got nothing");
+    assert!(stranger.stderr().contains("secret"), "says why: {}", stranger.stderr());
+    drop(stranger);
+
+    // The primary dies: reads keep working on the replica, writes are refused clearly.
+    let _ = std::process::Command::new("kill").args(["-KILL", &primary.pid().to_string()]).status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    on_replica.get_json(&format!("/api/v1/media/{media}")).await;
+    let res = on_replica.send(Method::POST, "/api/v1/categories", Some(&json!({"name": "Lost?"}))).await;
+    assert_eq!(res.status().as_u16(), 503);
+    let problem: Value = res.json().await.expect("problem json");
+    assert_eq!(problem["code"], "replica-read-only", "{problem}");
+
+    // Promotion: a new epoch, writes accepted.
+    let out =
+        common::run_cli(&["replica", "promote", "--data", replica.data_dir().to_str().expect("utf-8")], "");
+    assert!(out.status.success(), "promote: {}", common::text(&out.stderr));
+    let h = health(&replica).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("primary"), Some(2)), "{h}");
+    on_replica.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "After promotion"})), 201).await;
+
+    // The old primary comes back: it learns the newer epoch from its peer, refuses to take
+    // writes itself (forwards them), exports what it held, re-seeds and follows.
+    drop(primary);
+    let old = Server::start_at(&dir.path().join("a"), dir.path(), "127.0.0.2:0", |c| {
+        c.arg("--replication-secret-file").arg(&secret);
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let h = health(&old).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(2)), "{h}");
+    let exports: Vec<_> =
+        std::fs::read_dir(dir.path().join("a").join("split-brain")).expect("split-brain dir").collect();
+    assert_eq!(exports.len(), 1);
+    caught_up(&replica, &old).await;
+    let on_old = on(&old, &token);
+    let made = on_old
+        .call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Through the old one"})), 201)
+        .await;
+    let id = made["id"].as_i64().expect("id");
+    on(&replica, &token).get_json(&format!("/api/v1/categories/{id}")).await;
+}
