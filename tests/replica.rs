@@ -62,7 +62,11 @@ async fn caught_up(primary: &Server, replica: &Server) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "replica did not catch up: primary {p}, replica {r}");
+        assert!(
+            Instant::now() < deadline,
+            "replica did not catch up: primary {p}, replica {r}\nreplica log:\n{}",
+            replica.stderr()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -304,4 +308,15 @@ async fn replica_follows_forwards_and_fails_over() {
         .await;
     let id = made["id"].as_i64().expect("id");
     on(&replica, &token).get_json(&format!("/api/v1/categories/{id}")).await;
+    // Writes on a promoted node (whose writer applied replicated pages) leave sound files.
+    caught_up(&replica, &old).await;
+    for node in [&replica, &old] {
+        let c = rusqlite::Connection::open_with_flags(
+            node.data_dir().join("reelbox.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open");
+        let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+        assert_eq!(check, "ok", "{}", node.data_dir().display());
+    }
 }

@@ -97,6 +97,20 @@ fn is_read_only(e: &rusqlite::Error) -> bool {
     )
 }
 
+fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
+fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    configure(conn)?;
+    // Replaces SQLite's automatic checkpoint: see `replication::notify::on_commit`.
+    conn.wal_hook(Some(crate::replication::notify::on_commit));
+    Ok(())
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Closing the last connection must not checkpoint frames the shipper has not read yet.
@@ -155,6 +169,9 @@ pub struct Db {
     generation: Arc<AtomicU64>,
     /// Set on a replica: `write` refuses, only `write_replicated_blocking` may change the file.
     read_only: Arc<std::sync::atomic::AtomicBool>,
+    /// The writer applied replicated pages (`sqlite_dbpage`), which bypass the B-tree layer: its
+    /// parsed pages and schema may be stale, so the next ordinary write reopens it first.
+    writer_stale: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Db {
@@ -168,13 +185,7 @@ impl Db {
     pub fn open(data_dir: &Path, readers: u32) -> Result<Db, DbError> {
         let path = data_dir.join(DB_FILE);
         let open_err = |source| DbError::Open { path: path.clone(), source };
-        let mut writer = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open_err)?;
+        let mut writer = open_writer(&path).map_err(open_err)?;
         // Refuse a newer schema before anything (even the journal mode) touches the file.
         let found: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(open_err)?;
         if found.max(0) as usize > latest_version() {
@@ -190,9 +201,7 @@ impl Db {
                 )),
             });
         }
-        configure(&writer).map_err(open_err)?;
-        // Replaces SQLite's automatic checkpoint: see `replication::notify::on_commit`.
-        writer.wal_hook(Some(crate::replication::notify::on_commit));
+        configure_writer(&writer).map_err(open_err)?;
         migrate(&mut writer, &path)?;
 
         let manager = SqliteConnectionManager::file(&path)
@@ -209,6 +218,7 @@ impl Db {
             readers,
             generation: Arc::new(AtomicU64::new(0)),
             read_only: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            writer_stale: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -254,7 +264,24 @@ impl Db {
         if self.read_only.load(Ordering::Acquire) {
             return Err(E::from(DbError::ReadOnlyReplica));
         }
-        self.write_replicated_blocking(f)
+        let mut conn = self.fresh_writer()?;
+        let result = f(&mut conn);
+        // After the commit, so a reader that saw the old generation recomputes next time.
+        self.generation.fetch_add(1, Ordering::Release);
+        result
+    }
+
+    /// The writer for an ordinary write: reopened first if it applied replicated pages.
+    fn fresh_writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>, DbError> {
+        let mut conn = self.writer.lock().map_err(|_| DbError::Poisoned)?;
+        if self.writer_stale.load(Ordering::Acquire) {
+            let open_err = |source| DbError::Open { path: self.path.clone(), source };
+            let fresh = open_writer(&self.path).map_err(open_err)?;
+            configure_writer(&fresh).map_err(open_err)?;
+            *conn = fresh;
+            self.writer_stale.store(false, Ordering::Release);
+        }
+        Ok(conn)
     }
 
     /// Refuse (`true`) or allow ordinary writes: a replica's database changes only by replication.
@@ -274,6 +301,7 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T, E>,
     {
         let mut conn = self.writer.lock().map_err(|_| DbError::Poisoned)?;
+        self.writer_stale.store(true, Ordering::Release);
         let result = f(&mut conn);
         // After the commit, so a reader that saw the old generation recomputes next time.
         self.generation.fetch_add(1, Ordering::Release);
@@ -290,9 +318,12 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
-        let writer = self.writer.clone();
+        let db = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().map_err(|_| DbError::Poisoned)?;
+            if db.read_only.load(Ordering::Acquire) {
+                return Err(E::from(DbError::ReadOnlyReplica));
+            }
+            let mut conn = db.fresh_writer()?;
             f(&mut conn)
         })
         .await
@@ -358,6 +389,66 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn add_categories(db: &Db, from: usize, n: usize) {
+        db.write_blocking(|c| {
+            for i in from..from + n {
+                c.execute("INSERT INTO categories (name, created_at) VALUES (?1, 0)", [format!("c{i}")])?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .expect("insert");
+    }
+
+    /// A promoted replica's writer applied pages through `sqlite_dbpage`, under its B-tree's
+    /// feet; its next ordinary writes must still leave a sound file.
+    #[test]
+    fn ordinary_writes_after_replicated_pages_keep_the_file_sound() {
+        use crate::replication::{Txn, apply, apply_txn, state_checksum};
+        let (d1, d2) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let primary = Db::open(d1.path(), 1).expect("open primary");
+        let replica = Db::open(d2.path(), 1).expect("open replica");
+        add_categories(&replica, 0, 5);
+        add_categories(&primary, 0, 40);
+        let txn = primary
+            .read_blocking(|c| {
+                apply::in_read_txn(c, |c| {
+                    let mut pages = Vec::new();
+                    apply::for_each_page(c, |pgno, page| {
+                        pages.push((pgno, page.to_vec()));
+                        Ok(())
+                    })?;
+                    let state_checksum = state_checksum(c)?;
+                    Ok(Txn {
+                        txid: 1,
+                        committed_at_ms: 0,
+                        db_pages: pages.len() as u32,
+                        state_checksum,
+                        pages,
+                    })
+                })
+                .map_err(|e| DbError::Task(e.to_string()))
+            })
+            .expect("pages");
+        let page_size = primary
+            .read_blocking(|c| Ok::<u32, DbError>(c.pragma_query_value(None, "page_size", |r| r.get(0))?))
+            .expect("page size");
+        replica
+            .write_replicated_blocking(|c| {
+                apply_txn(c, page_size, &txn).map_err(|e| DbError::Task(e.to_string()))
+            })
+            .expect("apply");
+        add_categories(&replica, 100, 30);
+        let (check, count): (String, i64) = replica
+            .read_blocking(|c| {
+                Ok::<_, DbError>((
+                    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?,
+                    c.query_row("SELECT count(*) FROM categories", [], |r| r.get(0))?,
+                ))
+            })
+            .expect("check");
+        assert_eq!((check.as_str(), count), ("ok", 70));
+    }
 
     #[test]
     fn fresh_database_migrates_to_latest_and_is_wal() {

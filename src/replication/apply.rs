@@ -5,8 +5,12 @@
 //!
 //! The state checksum has a fixed definition so every node computes the same value:
 //! `acc = XOR over pgno in 1..=db_pages of SHA-256(pgno u32 BE || page)` and
-//! `state = SHA-256("reelbox-state-v1" || page_size u32 BE || db_pages u32 BE || acc)`.
+//! `state = SHA-256("reelbox-state-v2" || page_size u32 BE || db_pages u32 BE || acc)`.
 //! XOR makes it incremental: replacing a page removes the old page's hash and adds the new one.
+//! Page 1 is hashed with its file change counter (bytes 24..28) and "version-valid-for" number
+//! (92..96) zeroed: SQLite's pager rewrites both from the local file's own counter whenever page 1
+//! is written in WAL mode, so a copy that applied the primary's page 1 holds its own values there,
+//! and they say nothing about the content.
 
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
@@ -14,12 +18,25 @@ use sha2::{Digest, Sha256};
 use super::ReplicationError;
 use super::record::{Txn, valid_page_size};
 
-const STATE_DOMAIN: &[u8] = b"reelbox-state-v1";
+const STATE_DOMAIN: &[u8] = b"reelbox-state-v2";
+
+/// Bytes of page 1 that SQLite's pager keeps per file: the change counter and the
+/// version-valid-for number (see the module notes).
+const PAGE1_LOCAL: [std::ops::Range<usize>; 2] = [24..28, 92..96];
 
 fn page_hash(pgno: u32, page: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(pgno.to_be_bytes());
-    h.update(page);
+    if pgno == 1 && page.len() >= 100 {
+        let (a, b) = (&PAGE1_LOCAL[0], &PAGE1_LOCAL[1]);
+        h.update(&page[..a.start]);
+        h.update([0u8; 4]);
+        h.update(&page[a.end..b.start]);
+        h.update([0u8; 4]);
+        h.update(&page[b.end..]);
+    } else {
+        h.update(page);
+    }
     h.finalize().into()
 }
 
@@ -314,6 +331,20 @@ mod tests {
         inc.apply(&first);
         inc.apply(&shrink);
         assert_eq!(inc.finish(), shrink.state_checksum);
+    }
+
+    #[test]
+    fn page_one_counters_do_not_count() {
+        let mut page = vec![7u8; 512];
+        let base = page_hash(1, &page);
+        page[24..28].copy_from_slice(&[1, 2, 3, 4]);
+        page[92..96].copy_from_slice(&[5, 6, 7, 8]);
+        assert_eq!(page_hash(1, &page), base, "change counter and version-valid-for are local");
+        page[28] = 0;
+        assert_ne!(page_hash(1, &page), base, "the database size in the header counts");
+        let mut other = vec![7u8; 512];
+        other[24] = 9;
+        assert_ne!(page_hash(2, &other), page_hash(2, &[7u8; 512]), "only page 1 is masked");
     }
 
     #[test]
