@@ -54,6 +54,8 @@ pub struct AppInner {
     pub tls: tls::StatusHandle,
     /// The WAL shipper, when a backup target is configured (set once by `serve`).
     pub replication: std::sync::OnceLock<Arc<replication::Shipper>>,
+    /// What the backup of media and server files has done (set when it starts).
+    pub backup: std::sync::OnceLock<backup::StatusHandle>,
     /// This node's role in the primary/replica pair, its epoch and replication progress.
     pub replica: replica::Node,
 }
@@ -90,6 +92,7 @@ impl App {
             media_url_key: Default::default(),
             tls: Default::default(),
             replication: std::sync::OnceLock::new(),
+            backup: std::sync::OnceLock::new(),
             replica,
         })))
     }

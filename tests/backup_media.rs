@@ -40,6 +40,15 @@ async fn blobs_are_copied_verified_reconciled_and_repaired() {
     for hex in &hashes {
         wait_for_copy(&server, &target, hex, Duration::from_secs(60));
     }
+    // The dashboard shows where copies go and how far they are.
+    let browser = server.browser_login("ada", common::PASSWORD).await;
+    let page = browser.get("/admin").await.text().await.expect("dashboard");
+    for shown in
+        ["Backups and replication", "Database in the target", "Media copied since start", "transaction "]
+    {
+        assert!(page.contains(shown), "{shown:?} on the dashboard: {page}");
+    }
+    assert!(!page.contains("No backup target is configured"), "{page}");
     assert!(server.stop_gracefully().success());
 
     // While the server is down: one copy lost, one damaged (same size), one intact.

@@ -238,3 +238,62 @@ async fn outside_writes_and_checkpoint_start_a_new_generation_and_restores_stay_
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert_eq!(checksum(&out), before, "restore across the generation boundary");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_target_raises_the_alarm_and_catches_up_when_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, backup) = (dir.path().join("data"), dir.path().join("backup"));
+    let server = start(&data, dir.path(), &backup);
+    server.add_user("admin", true);
+    let api = server.api(&server.token("admin"));
+    api.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Before"})), 201).await;
+    let browser = server.browser_login("admin", common::PASSWORD).await;
+
+    // The target goes away (the volume is unmounted): a file where the directory was, so every
+    // write to it fails. Work goes on; the dashboard raises the alarm.
+    let away = dir.path().join("backup-away");
+    std::fs::rename(&backup, &away).expect("take the target away");
+    std::fs::write(&backup, b"not a directory").expect("block the target");
+    for i in 0..5 {
+        let body = json!({"name": format!("While offline {i}")});
+        api.call(Method::POST, "/api/v1/categories", Some(&body), 201).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.get("/admin").await.text().await.expect("dashboard");
+        if page.contains("The backup target is failing") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no alarm on the dashboard: {page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Back: the spool kept everything; the target catches up and restores to the live state.
+    std::fs::remove_file(&backup).expect("unblock");
+    std::fs::rename(&away, &backup).expect("the target is back");
+    let live = checksum(&data.join("reelbox.db"));
+    let out = dir.path().join("restored.db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let _ = std::fs::remove_file(&out);
+        let r = restore(&backup, None, &out);
+        if r.status.success() && checksum(&out) == live {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the target never caught up: {}", text(&r.stderr));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let names = category_names(&out);
+    for i in 0..5 {
+        assert!(names.contains(&format!("While offline {i}")), "{names:?}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.get("/admin").await.text().await.expect("dashboard");
+        if !page.contains("The backup target is failing") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the alarm stays after the target came back");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

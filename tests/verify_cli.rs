@@ -145,6 +145,7 @@ async fn verify_reports_damage_marks_items_and_exits_non_zero() {
     // The dashboard shows the last check and its result.
     let browser = lib.server.browser_login("ada", PASSWORD).await;
     let page = browser.get("/admin").await.text().await.expect("dashboard");
+    assert!(page.contains("No backup target is configured"), "a server without backups says so: {page}");
     assert!(
         page.contains("Last integrity check: ") && page.contains(&format!(", {total} blobs, 2 problems")),
         "{page}"

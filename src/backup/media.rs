@@ -377,6 +377,10 @@ async fn run(ctx: Ctx, mut events: tokio::sync::broadcast::Receiver<StoreEvent>)
                             note_deep_done(&ctx);
                         }
                         tracing::info!(?report, deep, "media backup walk done");
+                        if report.failed == 0 {
+                            // A whole walk went through: earlier failures are behind us.
+                            ctx.status.update(|s| s.last_error = None);
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "media backup walk failed; trying again at the next one");

@@ -304,6 +304,7 @@ fn primary_duties(
         }
         let Some(target) = target else { return };
         let ctx = crate::backup::media::Ctx::from_app(&app, target.clone());
+        let _ = app.backup.set(ctx.status.clone());
         let files = crate::backup::files::start(
             target.clone(),
             app.config.clone(),

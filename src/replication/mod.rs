@@ -7,8 +7,10 @@
 
 pub mod apply;
 pub mod notify;
+mod prune;
 pub mod record;
 pub mod restore;
+pub mod retention;
 pub mod shipper;
 pub mod snapshot;
 pub mod target;
@@ -114,6 +116,8 @@ pub struct Status {
     pub target_error_since_ms: Option<i64>,
     pub target_failures: u64,
     pub shipper_error: Option<String>,
+    /// The last retention pass failed (the target keeps more than it must; nothing is lost).
+    pub retention_error: Option<String>,
     pub retention_days: u32,
     pub lag_alarm_seconds: u32,
 }
@@ -145,6 +149,71 @@ impl Status {
         let lag = self.lag_seconds(now_ms);
         (lag > f64::from(self.lag_alarm_seconds)).then(|| format!("The backup is {lag:.0} seconds behind."))
     }
+}
+
+/// How often the spool is pruned (`prune.rs`).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+fn spawn_pruning(
+    spool: PathBuf,
+    status: Arc<Mutex<Status>>,
+    current: Arc<Mutex<GenerationId>>,
+    has_target: bool,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Ok(generation) = current.lock().map(|g| g.clone()) else { return };
+            let s = status.lock().map(|s| s.clone()).unwrap_or_default();
+            let in_target = has_target.then(|| prune::InTarget {
+                records_through: s.uploaded.filter(|p| p.generation == generation).map(|p| p.txid),
+                snapshot: s.last_snapshot.filter(|(g, _, _)| *g == generation).map(|(_, txid, _)| txid),
+            });
+            let spool = spool.clone();
+            match tokio::task::spawn_blocking(move || prune::prune(&spool, &generation, in_target)).await {
+                Ok(p) if p.files > 0 => {
+                    tracing::info!(files = p.files, bytes = p.bytes, "replication: spool pruned")
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// How often database history past `[replication] retention_days` is removed from the target.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+fn spawn_retention(target: target::Target, retention_days: u32, status: Arc<Mutex<Status>>) {
+    tokio::spawn(async move {
+        // The first pass a few minutes after start, so a restart loop does not hammer the target.
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(300), RETENTION_EVERY);
+        loop {
+            tick.tick().await;
+            match retention::expire(&target, notify::now_ms(), retention_days).await {
+                Ok(e) if e == retention::Expired::default() => {}
+                Ok(e) => tracing::info!(
+                    generations = e.generations,
+                    snapshots = e.snapshots,
+                    records = e.records,
+                    retention_days,
+                    "replication: database history past its retention removed from the target"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "replication: retention pass failed; retrying in an hour");
+                    if let Ok(mut s) = status.lock() {
+                        s.retention_error = Some(e.to_string());
+                    }
+                    continue;
+                }
+            }
+            if let Ok(mut s) = status.lock() {
+                s.retention_error = None;
+            }
+        }
+    });
 }
 
 /// The running shipper (started by `serve` when a backup target is configured).
@@ -204,6 +273,10 @@ impl Shipper {
                 .spawn(move || shipper::run(core, stop, every, status))
                 .map_err(|source| ReplicationError::Io { path: spool.clone(), source })?
         };
+        let has_target = target.is_some();
+        if let Some(t) = &target {
+            spawn_retention(t.clone(), cfg.retention_days, status.clone());
+        }
         let uploader = match target {
             Some(t) => tokio::spawn(upload::run(t, rx, queue, status.clone(), current.clone())),
             None => tokio::spawn(upload::discard(rx)),
@@ -225,6 +298,7 @@ impl Shipper {
                 }
             });
         }
+        spawn_pruning(spool.clone(), status.clone(), current.clone(), has_target);
         let mut position = pos_rx.clone();
         let (st, cur) = (status.clone(), current);
         tokio::spawn(async move {

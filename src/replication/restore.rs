@@ -45,7 +45,7 @@ async fn snapshot_created_ms(
 }
 
 /// The (generation, snapshot txid) to start from for `at_ms` (latest when `None`).
-async fn choose(
+pub(crate) async fn choose(
     target: &Target,
     catalog: &std::collections::BTreeMap<GenerationId, GenerationEntry>,
     at_ms: Option<i64>,

@@ -143,6 +143,110 @@ pub struct DashboardView {
     pub last_scrub: Option<(String, i64, i64)>,
     /// HTTPS: mode, certificate, renewals and errors.
     pub tls: TlsView,
+    /// Backups of the database, media and server files, and the replica pair.
+    pub backup: BackupView,
+}
+
+/// The "Backups and replication" card of the dashboard.
+#[derive(Default)]
+pub struct BackupView {
+    /// Where copies go (directory or bucket); `None`: no backup target.
+    pub target: Option<String>,
+    /// The database: the last transaction in the target and when it got there.
+    pub db_in_target: Option<String>,
+    /// Seconds the target is behind the last commit.
+    pub db_lag_seconds: Option<f64>,
+    pub db_last_snapshot: Option<String>,
+    /// Media and files: (copied, copied bytes), (pending, pending bytes) since start.
+    pub media_copied: Option<(u64, u64)>,
+    pub media_pending: Option<(u64, u64)>,
+    pub media_last_walk: Option<String>,
+    pub files_last: Option<String>,
+    /// Free space where a directory target lives.
+    pub target_free: Option<u64>,
+    /// How long things are kept, in words.
+    pub retention: String,
+    /// Problems to act on, each a sentence.
+    pub alarms: Vec<String>,
+    /// `primary` or `replica`.
+    pub role: String,
+    pub epoch: u64,
+    /// The primary this replica follows.
+    pub primary: Option<String>,
+    /// The last transaction applied here (replica) or shipped (primary), as `generation/txid`.
+    pub position: Option<String>,
+    /// How far this replica is behind its primary (milliseconds).
+    pub replica_lag_ms: Option<i64>,
+    /// Whether this primary has a replication secret (a replica can follow it).
+    pub paired: bool,
+}
+
+fn bytes(n: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if n as f64 >= 1024.0 * MIB {
+        format!("{:.1} GiB", n as f64 / (1024.0 * MIB))
+    } else {
+        format!("{:.1} MiB", n as f64 / MIB)
+    }
+}
+
+fn backup_card(b: &BackupView) -> Markup {
+    html! {
+        section.card aria-labelledby="backup-heading" {
+            h2 #backup-heading { "Backups and replication" }
+            @for alarm in &b.alarms {
+                p.form-error role="alert" { (alarm) }
+            }
+            @if b.target.is_none() {
+                p.form-error role="alert" {
+                    "No backup target is configured: the database and the media exist only on this server. "
+                    "Set " code { "[backup] dir" } " (a mounted volume) or " code { "[backup] url" }
+                    " (S3-compatible storage) in the configuration, or start with " code { "--backup-dir" } "."
+                }
+            }
+            dl {
+                @if let Some(t) = &b.target { dt { "Backup target" } dd { (t) } }
+                @if let Some(free) = b.target_free { dt { "Free space there" } dd { (bytes(free)) } }
+                @if b.target.is_some() { dt { "Kept" } dd { (b.retention) } }
+                @if b.target.is_some() {
+                    dt { "Database in the target" }
+                    dd {
+                        (b.db_in_target.as_deref().unwrap_or("nothing yet"))
+                        @if let Some(lag) = b.db_lag_seconds {
+                            @if lag >= 1.0 { " (" (format!("{lag:.0}")) " s behind)" } @else { " (up to date)" }
+                        }
+                    }
+                    dt { "Last database snapshot" } dd { (b.db_last_snapshot.as_deref().unwrap_or("none yet")) }
+                    @if let Some((n, size)) = b.media_copied {
+                        dt { "Media copied since start" } dd { (n) " files, " (bytes(size)) }
+                    }
+                    @if let Some((n, size)) = b.media_pending {
+                        dt { "Media waiting to be copied" } dd { (n) " files, " (bytes(size)) }
+                    }
+                    dt { "Last media check" } dd { (b.media_last_walk.as_deref().unwrap_or("not yet")) }
+                    dt { "Last copy of server files" } dd { (b.files_last.as_deref().unwrap_or("not yet")) }
+                }
+                dt { "This server" }
+                dd {
+                    @if b.role == "replica" { "Replica" } @else { "Primary" }
+                    " (epoch " (b.epoch) ")"
+                }
+                @if let Some(p) = &b.primary { dt { "Follows" } dd { (p) } }
+                @if b.role == "replica" {
+                    dt { "Behind the primary" }
+                    dd {
+                        @match b.replica_lag_ms {
+                            Some(ms) => { (format!("{:.1}", ms as f64 / 1000.0)) " s" }
+                            None => { "not following yet" }
+                        }
+                    }
+                } @else if !b.paired {
+                    dt { "Replica" } dd { "none paired (see " code { "reelbox replica pair" } ")" }
+                }
+                @if let Some(p) = &b.position { dt { "Position" } dd { code { (p) } } }
+            }
+        }
+    }
 }
 
 /// The HTTPS card of the dashboard.
@@ -303,6 +407,7 @@ pub fn dashboard_page(chrome: &Chrome, v: &DashboardView) -> Markup {
                 }
             }
             (tls_card(&v.tls))
+            (backup_card(&v.backup))
             section.card {
                 h2 { "Recent activity" }
                 (audit_table(&v.recent))

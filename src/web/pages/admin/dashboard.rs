@@ -1,7 +1,7 @@
 //! The administration home: counts, what needs attention, recent activity.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use reelbox_templates::admin::{DashboardView, TlsView, dashboard_page};
+use reelbox_templates::admin::{BackupView, DashboardView, TlsView, dashboard_page};
 
 use crate::App;
 use crate::accounts::sessions::{self, SessionPolicy};
@@ -66,6 +66,7 @@ async fn dashboard(
             (at, s.blobs, s.problems)
         }),
         tls: tls_view(&app, now),
+        backup: backup_view(&app).await,
     };
     Ok(html(dashboard_page(&chrome(&req, Some(&admin.0)), &view)))
 }
@@ -81,4 +82,82 @@ fn tls_view(app: &App, now: i64) -> TlsView {
         last_renewal: s.last_renewal.map(format_utc),
         last_error: s.last_error.clone().map(|e| (s.last_error_at.map(format_utc).unwrap_or_default(), e)),
     }
+}
+
+/// The backups card: WAL shipping, media and files backup, the replica pair.
+async fn backup_view(app: &App) -> BackupView {
+    let now_ms = crate::replication::notify::now_ms();
+    let at = |ms: i64| format_utc(ms.div_euclid(1000));
+    let mut v = BackupView {
+        role: app.replica.role().as_str().to_string(),
+        epoch: app.replica.epoch(),
+        primary: app.replica.primary_url(),
+        replica_lag_ms: app.replica.lag_ms(),
+        paired: app.config.replica.secret.is_set(),
+        ..Default::default()
+    };
+    v.position = match app.replica.role() {
+        crate::replica::Role::Replica => app.replica.applied.borrow().as_ref().map(|p| p.header()),
+        crate::replica::Role::Primary => app.replica.shipped_now().map(|p| p.header()),
+    };
+    if let Some(shipper) = app.replication.get() {
+        let s = shipper.status();
+        if !s.target.is_empty() {
+            v.target = Some(s.target.clone());
+            v.db_in_target = s.uploaded.as_ref().map(|p| {
+                format!(
+                    "transaction {} of {}, uploaded {}",
+                    p.txid,
+                    p.generation,
+                    s.uploaded_at_ms.map(at).unwrap_or_default()
+                )
+            });
+            v.db_lag_seconds = Some(s.lag_seconds(now_ms));
+            v.db_last_snapshot =
+                s.last_snapshot.as_ref().map(|(_, txid, when)| format!("{} (transaction {txid})", at(*when)));
+        }
+        v.alarms.extend(s.alarm(now_ms));
+        if let Some(e) = &s.retention_error {
+            v.alarms.push(format!(
+                "Removing database history older than {} days from the target failed (nothing is lost; it keeps more): {e}",
+                s.retention_days
+            ));
+        }
+    } else if app.replica.accepts_writes()
+        && (app.config.backup.dir.is_some() || app.config.backup.url.is_some())
+    {
+        v.alarms.push(
+            "A backup target is configured but the database is not being shipped to it; see the server log."
+                .into(),
+        );
+    }
+    v.retention = format!(
+        "database history {} days, media {} days after deletion, server files {} days",
+        app.config.replication.retention_days,
+        app.config.backup.media_keep_days,
+        app.config.backup.files_keep_days
+    );
+    if let Some(dir) = app.config.backup.dir.clone() {
+        v.target_free =
+            tokio::task::spawn_blocking(move || crate::ops::doctor::free_bytes(&dir)).await.ok().flatten();
+    }
+    if let Some(handle) = app.backup.get() {
+        let s = handle.snapshot();
+        v.target.get_or_insert(s.target.clone());
+        v.media_copied = Some((s.copied, s.copied_bytes));
+        v.media_pending = Some((s.pending, s.pending_bytes));
+        v.media_last_walk = s.last_walk_at.map(format_utc);
+        v.files_last = s.last_files_backup.clone();
+        if let Some(e) = &s.last_error {
+            v.alarms.push(format!(
+                "Copying media or server files failed ({}): {e}",
+                s.last_error_at.map(format_utc).unwrap_or_default()
+            ));
+        }
+    } else if v.target.is_none() && !app.replica.accepts_writes() {
+        // A replica copies nothing itself; its primary does.
+        v.target =
+            app.config.backup.dir.as_ref().map(|d| d.display().to_string()).or(app.config.backup.url.clone());
+    }
+    v
 }
