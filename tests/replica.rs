@@ -308,6 +308,16 @@ async fn replica_follows_forwards_and_fails_over() {
         .await;
     let id = made["id"].as_i64().expect("id");
     on(&replica, &token).get_json(&format!("/api/v1/categories/{id}")).await;
+    // Both dashboards show the pair: the promotion on the new primary, the step-down and the
+    // export for review on the old one.
+    let page =
+        replica.browser_login("ada", common::PASSWORD).await.get("/admin").await.text().await.expect("page");
+    assert!(page.contains("Primary (epoch 2)") && page.contains("promoted by an administrator"), "{page}");
+    let page =
+        old.browser_login("ada", common::PASSWORD).await.get("/admin").await.text().await.expect("page");
+    for shown in ["Replica (epoch 2)", "stepped down", "split-brain", "Behind the primary"] {
+        assert!(page.contains(shown), "{shown:?} on the old primary's dashboard: {page}");
+    }
     // Writes on a promoted node (whose writer applied replicated pages) leave sound files.
     caught_up(&replica, &old).await;
     for node in [&replica, &old] {

@@ -179,6 +179,12 @@ pub struct BackupView {
     pub replica_lag_ms: Option<i64>,
     /// Whether this primary has a replication secret (a replica can follow it).
     pub paired: bool,
+    /// The other node, as last learned.
+    pub peer: Option<String>,
+    /// The last promotion or demotion, in words.
+    pub last_failover: Option<String>,
+    /// Writes this node took after it was replaced, exported for review (directories).
+    pub split_brain_exports: Vec<String>,
 }
 
 fn bytes(n: u64) -> String {
@@ -243,7 +249,16 @@ fn backup_card(b: &BackupView) -> Markup {
                 } @else if !b.paired {
                     dt { "Replica" } dd { "none paired (see " code { "reelbox replica pair" } ")" }
                 }
+                @if let Some(p) = &b.peer { dt { "Other node" } dd { (p) } }
                 @if let Some(p) = &b.position { dt { "Position" } dd { code { (p) } } }
+                dt { "Last failover" } dd { (b.last_failover.as_deref().unwrap_or("none")) }
+            }
+            @if !b.split_brain_exports.is_empty() {
+                p.form-error role="alert" {
+                    "This server took writes after another server replaced it as the primary. They were not merged; "
+                    "review them with " code { "reelbox compare --with FILE" } " in:"
+                }
+                ul { @for d in &b.split_brain_exports { li { code { (d) } } } }
             }
         }
     }

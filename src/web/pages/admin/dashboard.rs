@@ -96,6 +96,22 @@ async fn backup_view(app: &App) -> BackupView {
         paired: app.config.replica.secret.is_set(),
         ..Default::default()
     };
+    {
+        let state = app.replica.state();
+        v.peer = state.peer.clone();
+        let exports = app.config.data_dir.join("split-brain");
+        v.split_brain_exports =
+            state.split_brain_exports.iter().map(|d| exports.join(d).display().to_string()).collect();
+        v.last_failover = state.last_failover.as_ref().map(|f| {
+            let how = match f.how.as_str() {
+                "promote" => "promoted by an administrator",
+                "automatic" => "promoted automatically (the primary was silent)",
+                "demoted" => "stepped down (another node had been promoted)",
+                other => other,
+            };
+            format!("{}: {how}, epoch {} → {}", at(f.at_ms), f.from_epoch, f.to_epoch)
+        });
+    }
     v.position = match app.replica.role() {
         crate::replica::Role::Replica => app.replica.applied.borrow().as_ref().map(|p| p.header()),
         crate::replica::Role::Primary => app.replica.shipped_now().map(|p| p.header()),
