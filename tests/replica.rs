@@ -7,6 +7,8 @@ mod common;
 mod ingest_support;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Api, Server};
@@ -69,6 +71,55 @@ async fn caught_up(primary: &Server, replica: &Server) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Category names in a database file (opened read-only).
+fn category_names(db: &Path) -> std::collections::HashSet<String> {
+    let c =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
+    let mut stmt = c.prepare("SELECT name FROM categories").expect("prepare");
+    stmt.query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect()
+}
+
+/// POST categories `w0`, `w1`, … through the round-robin name until told to stop; the names the
+/// cluster acknowledged (201) and the epoch of the node that answered (`/healthz` right after;
+/// 0 when it no longer answers). A 503 (`replica-read-only`, no primary) is an honest refusal.
+async fn concurrent_writer(
+    nodes: Arc<Mutex<Vec<String>>>,
+    token: String,
+    stop: Arc<AtomicBool>,
+) -> Vec<(String, u64)> {
+    let mut acknowledged = Vec::new();
+    let mut i = 0;
+    while !stop.load(Ordering::Acquire) {
+        let name = format!("w{i}");
+        i += 1;
+        let bases = nodes.lock().expect("nodes").clone();
+        for base in &bases {
+            let sent = common::http()
+                .post(format!("{base}/api/v1/categories"))
+                .bearer_auth(&token)
+                .json(&json!({"name": name}))
+                .send()
+                .await;
+            let Ok(res) = sent else { continue };
+            match res.status().as_u16() {
+                201 => {
+                    let epoch = match common::http().get(format!("{base}/healthz")).send().await {
+                        Ok(h) => h.json::<Value>().await.ok().and_then(|v| v["epoch"].as_u64()).unwrap_or(0),
+                        Err(_) => 0,
+                    };
+                    acknowledged.push((name.clone(), epoch));
+                }
+                // 503: no primary; 409: an earlier attempt whose answer was lost got through.
+                503 | 409 => {}
+                other => panic!("{name} via {base}: HTTP {other}: {}", res.text().await.unwrap_or_default()),
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    acknowledged
 }
 
 /// A client for a name with two addresses, as browsers treat one: the first node, else — on a
@@ -292,6 +343,15 @@ async fn replica_follows_forwards_and_fails_over() {
     assert!(stranger.stderr().contains("secret"), "says why: {}", stranger.stderr());
     drop(stranger);
 
+    // A concurrent writer through the same round-robin name, from here to the end: every write
+    // it sees acknowledged must end up in the surviving history, or — written on the old primary
+    // and not yet shipped when it died — in the old primary's export for review; never lost,
+    // never on two primaries.
+    let nodes = Arc::new(Mutex::new(vec![primary.base.clone(), replica.base.clone()]));
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(concurrent_writer(nodes.clone(), token.clone(), stop_writing.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     // The primary dies during a stream of reads and media fetches from a round-robin client
     // (the name resolves to both nodes; on a connection error it tries the other): none fails.
     let reader = {
@@ -335,6 +395,7 @@ async fn replica_follows_forwards_and_fails_over() {
         c.arg("--replication-secret-file").arg(&secret);
     })
     .unwrap_or_else(|e| panic!("{e}"));
+    *nodes.lock().expect("nodes") = vec![old.base.clone(), replica.base.clone()];
     let h = health(&old).await;
     assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(2)), "{h}");
     let exports: Vec<_> =
@@ -347,6 +408,28 @@ async fn replica_follows_forwards_and_fails_over() {
         .await;
     let id = made["id"].as_i64().expect("id");
     on(&replica, &token).get_json(&format!("/api/v1/categories/{id}")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_writing.store(true, Ordering::Release);
+    let acknowledged = writer.await.expect("writer");
+    caught_up(&replica, &old).await;
+    let survived = category_names(&replica.data_dir().join("reelbox.db"));
+    let export_dir = std::fs::read_dir(dir.path().join("a").join("split-brain"))
+        .expect("split-brain dir")
+        .flatten()
+        .next()
+        .expect("an export")
+        .path();
+    let exported = category_names(&export_dir.join("database-at-demotion.db"));
+    let after_promotion = acknowledged.iter().filter(|(_, epoch)| *epoch == 2).count();
+    assert!(after_promotion > 0 && acknowledged.len() > 10, "writes acknowledged: {acknowledged:?}");
+    for (name, epoch) in &acknowledged {
+        let in_history = survived.contains(name);
+        assert!(
+            in_history || (*epoch != 2 && exported.contains(name)),
+            "{name} (acknowledged in epoch {epoch}) is neither in the surviving history nor in the export"
+        );
+    }
+
     // Both dashboards show the pair: the promotion on the new primary, the step-down and the
     // export for review on the old one.
     let page =
