@@ -118,7 +118,7 @@ async fn start_shipper(db: &Db, dir: &Path) -> Result<Arc<Shipper>> {
 async fn stop(db: Db, shipper: Option<Arc<Shipper>>) {
     match shipper {
         Some(s) => {
-            db.close_with(|| s.ship_final());
+            s.close(&db);
             s.finish(Duration::from_secs(30)).await;
         }
         None => db.close(),

@@ -297,3 +297,50 @@ async fn an_offline_target_raises_the_alarm_and_catches_up_when_back() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Shutdown right after a burst of writes, with the shipper still shipping and checkpointing: it
+/// takes its core and then the writer to checkpoint, so closing must not join it while holding
+/// the writer (this hung).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_while_writes_and_checkpoints_run_does_not_hang() {
+    use reelbox::db::{Db, DbError};
+    use reelbox::replication::{Shipper, target};
+    for round in 0..5 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), 2).expect("open");
+        db.write_blocking(|c| {
+            c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").map_err(DbError::from)
+        })
+        .expect("table");
+        let target = target::open_dir(&dir.path().join("target")).expect("target");
+        let cfg = reelbox::config::ReplicationConfig::default();
+        let shipper = Shipper::start(db.clone(), dir.path(), Some(target), &cfg).await.expect("shipper");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let _ = db.write_blocking(|c| {
+                        c.execute("INSERT INTO t (v) VALUES (?1)", ["x".repeat(200)]).map_err(DbError::from)
+                    });
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300 + 200 * round)).await;
+        // As at a server's shutdown: the last write, then at once the close, while the shipper
+        // is still working through the backlog.
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let _ = writer.join();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let closer = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                shipper.close(&db);
+                let _ = tx.send(());
+            })
+        };
+        let closed = rx.recv_timeout(Duration::from_secs(30));
+        assert!(closed.is_ok(), "round {round}: closing the shipper hung");
+        let _ = closer.join();
+    }
+}

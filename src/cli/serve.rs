@@ -239,7 +239,7 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     }
     match app.replication.get() {
         Some(shipper) => {
-            app.db.close_with(|| shipper.ship_final());
+            shipper.close(&app.db);
             shipper.finish(Duration::from_secs(10)).await;
         }
         None => app.db.close(),

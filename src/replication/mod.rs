@@ -369,9 +369,13 @@ impl Shipper {
         Ok(out)
     }
 
-    /// Ship everything still in the WAL and stop the thread (call with writes stopped, e.g.
-    /// from `Db::close_with`). The uploader keeps going until `finish` is awaited.
-    pub fn ship_final(&self) {
+    /// At shutdown: stop the shipper thread, then — with writes held off, after the last one —
+    /// ship the tail and let `Db::close` checkpoint the WAL. The uploader keeps going until
+    /// `finish` is awaited.
+    ///
+    /// The thread is stopped before the writer is taken: it takes its core and then the writer
+    /// to checkpoint, so joining it while holding the writer could wait for ever.
+    pub fn close(&self, db: &crate::db::Db) {
         self.stop.store(true, Ordering::Release);
         notify::wake();
         if let Ok(mut t) = self.thread.lock()
@@ -379,13 +383,15 @@ impl Shipper {
         {
             let _ = t.join();
         }
-        if let Ok(mut c) = self.core.lock() {
-            if let Err(e) = c.ship() {
-                tracing::warn!(error = %e, "replication: last shipment failed; the WAL keeps it for the next start");
+        db.close_with(|| {
+            if let Ok(mut c) = self.core.lock() {
+                if let Err(e) = c.ship() {
+                    tracing::warn!(error = %e, "replication: last shipment failed; the WAL keeps it for the next start");
+                }
+                c.release();
             }
-            c.release();
-        }
-        notify::set_shipping(false);
+            notify::set_shipping(false);
+        });
     }
 
     /// Give the uploader up to `grace` to empty its queue, then stop it (the spool keeps the rest).
