@@ -135,6 +135,27 @@ async fn restore_at_every_instant_equals_the_state_then() {
     let name = victim.file_name().and_then(|n| n.to_str()).expect("name");
     assert!(err.contains(name) && err.contains("last good point"), "{err}");
     assert!(!out.exists(), "nothing half-restored is left");
+
+    // So does a damaged snapshot (streamed from the target into the decoder).
+    let snapshots: Vec<PathBuf> =
+        walk(&backup).into_iter().filter(|p| p.to_string_lossy().ends_with(".db.zst")).collect();
+    for victim in &snapshots {
+        let mut bytes = std::fs::read(victim).expect("read");
+        let mid = bytes.len() / 2 + 7;
+        bytes[mid] ^= 0x55;
+        std::fs::write(victim, bytes).expect("damage");
+    }
+    let r = restore(&backup, None, &out);
+    let err = text(&r.stderr);
+    assert!(!r.status.success(), "{err}");
+    assert!(err.contains(".db.zst"), "names the snapshot: {err}");
+    assert!(!out.exists(), "nothing half-restored is left");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("damaged.db"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files: {leftovers:?}");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

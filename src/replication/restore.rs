@@ -11,7 +11,7 @@ use object_store::ObjectStoreExt;
 use rusqlite::Connection;
 
 use super::record::{self, GenerationId};
-use super::snapshot::{fsync_rename, restore_snapshot_with};
+use super::snapshot::fsync_rename;
 use super::target::{self, GenerationEntry, Target};
 use super::{ReplicationError, state_checksum};
 
@@ -71,6 +71,79 @@ fn side_path(out: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Removes a file (and its `-wal`/`-shm`) when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(side_path(&self.0, suffix));
+        }
+    }
+}
+
+/// Chunks of the snapshot on their way from the target to the decoder (a blocking thread).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => (self.buf, self.pos) = (chunk, 0),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Decompress the snapshot at `key` into `building` as it arrives from the target.
+async fn stream_snapshot(
+    target: &Target,
+    key: &object_store::path::Path,
+    building: &Path,
+) -> Result<(super::SnapshotInfo, super::StateHasher), ReplicationError> {
+    use futures_util::StreamExt;
+    let got = target.get(key).await.map_err(|e| ReplicationError::Target(format!("reading {key}: {e}")))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let (name, out) = (PathBuf::from(key.to_string()), building.to_path_buf());
+    let decoder = tokio::task::spawn_blocking(move || {
+        let reader = ChannelReader { rx, buf: Vec::new(), pos: 0 };
+        super::snapshot::restore_snapshot_from(
+            std::io::BufReader::with_capacity(1 << 20, reader),
+            &name,
+            &out,
+        )
+    });
+    let mut stream = got.into_stream();
+    let mut read_error = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map(|b| b.to_vec()).map_err(|e| {
+            read_error = Some(format!("reading {key}: {e}"));
+            std::io::Error::other(e.to_string())
+        });
+        let failed = chunk.is_err();
+        // The decoder stopped (it found the snapshot damaged): its error says why.
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let result = decoder.await.map_err(|e| ReplicationError::Target(format!("restoring {key}: {e}")))?;
+    match (result, read_error) {
+        (Err(_), Some(e)) => Err(ReplicationError::Target(e)),
+        (result, _) => result,
+    }
+}
+
 /// Restore the database as of `at_ms` (latest when `None`) into `out`.
 pub async fn restore(
     target: &Target,
@@ -88,16 +161,12 @@ pub async fn restore(
     let entry = &catalog[&generation];
     let snap_key = target::snapshot_key(&generation, snap_txid);
     progress(format!("snapshot {snap_key}"));
-    let snap_tmp = side_path(out, ".snapshot");
     let building = side_path(out, ".restoring");
-    let bytes = target::get(target, &snap_key).await?;
-    tokio::fs::write(&snap_tmp, &bytes)
-        .await
-        .map_err(|source| ReplicationError::Io { path: snap_tmp.clone(), source })?;
-    drop(bytes);
-    let result = restore_snapshot_with(&snap_tmp, &building);
-    let _ = std::fs::remove_file(&snap_tmp);
+    let result = stream_snapshot(target, &snap_key, &building).await;
     let (info, mut hasher) = result?;
+    // Whatever goes wrong from here, no half-built database is left behind (after the final
+    // rename there is nothing under this name to remove).
+    let _cleanup = RemoveOnDrop(building.clone());
     let mut last_ms = generation.created_ms();
     let mut txid = info.txid;
     let chain = entry.chain_after(txid);

@@ -198,7 +198,16 @@ pub fn restore_snapshot_with(
     out_db: &Path,
 ) -> Result<(SnapshotInfo, StateHasher), ReplicationError> {
     let file = File::open(src).map_err(io_err(src))?;
-    let mut r = BufReader::with_capacity(1 << 20, file);
+    restore_snapshot_from(BufReader::with_capacity(1 << 20, file), src, out_db)
+}
+
+/// As [`restore_snapshot_with`], reading the snapshot from `r` (`src` names it in messages):
+/// a restore streams it from the target without a copy on disk or in memory.
+pub fn restore_snapshot_from(
+    mut r: impl std::io::BufRead,
+    src: &Path,
+    out_db: &Path,
+) -> Result<(SnapshotInfo, StateHasher), ReplicationError> {
     let mut h = [0u8; HEADER];
     r.read_exact(&mut h).map_err(|_| corrupt(src, "truncated header"))?;
     let info = parse_header(src, &h)?;
