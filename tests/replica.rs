@@ -452,3 +452,70 @@ async fn replica_follows_forwards_and_fails_over() {
         assert_eq!(check, "ok", "{}", node.data_dir().display());
     }
 }
+
+/// A TCP proxy on 127.0.0.4 in front of `upstream` that, while `tamper` is set, flips one byte
+/// in the middle of every large piece of the primary's answers (the replication bodies).
+async fn tamper_proxy(upstream: std::net::SocketAddr, tamper: Arc<AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.4:0").await.expect("proxy listen");
+    let addr = listener.local_addr().expect("proxy addr");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { continue };
+            let tamper = tamper.clone();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match server_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if n > 300 && tamper.load(Ordering::Acquire) {
+                        buf[n / 2] ^= 0x01;
+                    }
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_tampered_in_flight_are_rejected_and_nothing_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path(), "secret", SECRET);
+    let primary = start_primary(&dir.path().join("a"), dir.path(), &secret);
+    primary.add_user("ada", true);
+    let admin = on(&primary, &primary.token("ada"));
+    for i in 0..5 {
+        let body = json!({"name": format!("Before {i}")});
+        admin.call(Method::POST, "/api/v1/categories", Some(&body), 201).await;
+    }
+    let upstream: std::net::SocketAddr =
+        primary.base.trim_start_matches("http://").parse().expect("primary address");
+    let tamper = Arc::new(AtomicBool::new(true));
+    let via = tamper_proxy(upstream, tamper.clone()).await;
+    let replica = start_replica(&dir.path().join("b"), dir.path(), &via, &secret);
+
+    // Every snapshot and record arrives altered: the replica refuses each one and applies nothing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let h = health(&replica).await;
+    assert!(h["position"].is_null(), "nothing tampered was applied: {h}");
+    assert!(replica.stderr().contains("replication interrupted"), "{}", replica.stderr());
+    assert!(!category_names(&replica.data_dir().join("reelbox.db")).contains("Before 0"));
+
+    // The same path, untouched: it seeds, follows, and ends equal to the primary.
+    tamper.store(false, Ordering::Release);
+    admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "After"})), 201).await;
+    caught_up(&primary, &replica).await;
+    let names = category_names(&replica.data_dir().join("reelbox.db"));
+    assert!(names.contains("Before 4") && names.contains("After"), "{names:?}");
+}
