@@ -107,6 +107,13 @@ async fn restore_at_every_instant_equals_the_state_then() {
     }
     let live = checksum(&db);
     restore_latest_until(&backup, &dir.path().join("latest.db"), &live);
+    // Small records merged into larger ones (what the hourly pass does): every instant restores
+    // the same from fewer files.
+    let target = reelbox::replication::target::open_dir(&backup).expect("target");
+    let before = walk(&backup).iter().filter(|p| p.extension().is_some_and(|e| e == "rec")).count();
+    let merged = reelbox::replication::compact::compact(&target, 1 << 20).await.expect("compact");
+    let after = walk(&backup).iter().filter(|p| p.extension().is_some_and(|e| e == "rec")).count();
+    assert!(merged.written >= 1 && after < before, "{merged:?}: {before} -> {after} record files");
     for (i, (at, want)) in instants.iter().enumerate() {
         let out = dir.path().join(format!("at-{i}.db"));
         let r = restore(&backup, Some(&rfc3339(*at)), &out);

@@ -6,6 +6,7 @@
 //! - [`snapshot`]: page-exact zstd snapshots.
 
 pub mod apply;
+pub mod compact;
 pub mod notify;
 mod prune;
 pub mod record;
@@ -182,10 +183,16 @@ fn spawn_pruning(
     });
 }
 
-/// How often database history past `[replication] retention_days` is removed from the target.
+/// How often database history past `[replication] retention_days` is removed from the target
+/// and small records are merged (`compact.rs`).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-fn spawn_retention(target: target::Target, retention_days: u32, status: Arc<Mutex<Status>>) {
+fn spawn_retention(
+    target: target::Target,
+    retention_days: u32,
+    compact_below: u64,
+    status: Arc<Mutex<Status>>,
+) {
     tokio::spawn(async move {
         // The first pass a few minutes after start, so a restart loop does not hammer the target.
         let mut tick =
@@ -211,6 +218,15 @@ fn spawn_retention(target: target::Target, retention_days: u32, status: Arc<Mute
             }
             if let Ok(mut s) = status.lock() {
                 s.retention_error = None;
+            }
+            match compact::compact(&target, compact_below).await {
+                Ok(c) if c.written > 0 => tracing::info!(
+                    written = c.written,
+                    removed = c.removed,
+                    "replication: small records in the target merged"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "replication: compaction failed; retrying in an hour"),
             }
         }
     });
@@ -275,7 +291,12 @@ impl Shipper {
         };
         let has_target = target.is_some();
         if let Some(t) = &target {
-            spawn_retention(t.clone(), cfg.retention_days, status.clone());
+            spawn_retention(
+                t.clone(),
+                cfg.retention_days,
+                u64::from(cfg.compact_below_kib) * 1024,
+                status.clone(),
+            );
         }
         let uploader = match target {
             Some(t) => tokio::spawn(upload::run(t, rx, queue, status.clone(), current.clone())),
