@@ -222,10 +222,7 @@ async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
     // The old primary comes back: it learns the newer epoch from its peer before taking any
     // write, steps down, exports what it held for the administrator, and follows.
     drop(primary);
-    let old = Server::start_at(&dir.path().join("a"), dir.path(), "127.0.0.2:0", |c| {
-        c.arg("--replication-secret-file").arg(&secret);
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let old = start_primary(&dir.path().join("a"), dir.path(), &secret);
     let h = health(&old).await;
     assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(2)), "{h}");
     assert_eq!(h["primary"], replica.base.as_str(), "{h}");
@@ -391,10 +388,7 @@ async fn replica_follows_forwards_and_fails_over() {
     // The old primary comes back: it learns the newer epoch from its peer, refuses to take
     // writes itself (forwards them), exports what it held, re-seeds and follows.
     drop(primary);
-    let old = Server::start_at(&dir.path().join("a"), dir.path(), "127.0.0.2:0", |c| {
-        c.arg("--replication-secret-file").arg(&secret);
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let old = start_primary(&dir.path().join("a"), dir.path(), &secret);
     *nodes.lock().expect("nodes") = vec![old.base.clone(), replica.base.clone()];
     let h = health(&old).await;
     assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(2)), "{h}");

@@ -166,14 +166,7 @@ async fn http_redirects_with_308_and_https_has_hsts_h2_and_status() {
     let config = dir.path().join("reelbox.toml");
     std::fs::write(&config, "[tls]\nmode = \"self-signed\"\nhttps = \"127.0.0.1:0\"\nhttp = \"off\"\n")
         .expect("config");
-    let out = reelbox()
-        .args(["doctor", "--config"])
-        .arg(&config)
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .expect("doctor");
-    let said = text(&out.stdout);
+    let said = doctor(&config, &data);
     assert!(said.contains("[ok  ] https: self-signed: localhost"), "{said}");
 }
 

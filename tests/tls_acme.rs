@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, reelbox, text};
+use common::{Server, text};
 use tls_support::*;
 
 const DOMAIN: &str = "media.school.test";
@@ -214,14 +214,7 @@ fn acme_certificate_issued_served_renewed_and_account_reused() {
         ),
     )
     .expect("config");
-    let out = reelbox()
-        .args(["doctor", "--config"])
-        .arg(&config)
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .expect("doctor");
-    let said = text(&out.stdout);
+    let said = doctor(&config, &data);
     assert!(said.contains(&format!("https: acme: {DOMAIN}")) && said.contains("Pebble"), "{said}");
 
     // Restart: the cached account is used again (no new key, no new account at pebble).

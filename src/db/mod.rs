@@ -261,18 +261,19 @@ impl Db {
         E: From<DbError>,
         F: FnOnce(&mut Connection) -> Result<T, E>,
     {
-        if self.read_only.load(Ordering::Acquire) {
-            return Err(E::from(DbError::ReadOnlyReplica));
-        }
-        let mut conn = self.fresh_writer()?;
+        let mut conn = self.ordinary_writer()?;
         let result = f(&mut conn);
         // After the commit, so a reader that saw the old generation recomputes next time.
         self.generation.fetch_add(1, Ordering::Release);
         result
     }
 
-    /// The writer for an ordinary write: reopened first if it applied replicated pages.
-    fn fresh_writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>, DbError> {
+    /// The writer for an ordinary write: refused on a replica, and reopened first if it applied
+    /// replicated pages.
+    fn ordinary_writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>, DbError> {
+        if self.read_only.load(Ordering::Acquire) {
+            return Err(DbError::ReadOnlyReplica);
+        }
         let mut conn = self.writer.lock().map_err(|_| DbError::Poisoned)?;
         if self.writer_stale.load(Ordering::Acquire) {
             let open_err = |source| DbError::Open { path: self.path.clone(), source };
@@ -320,10 +321,7 @@ impl Db {
     {
         let db = self.clone();
         tokio::task::spawn_blocking(move || {
-            if db.read_only.load(Ordering::Acquire) {
-                return Err(E::from(DbError::ReadOnlyReplica));
-            }
-            let mut conn = db.fresh_writer()?;
+            let mut conn = db.ordinary_writer()?;
             f(&mut conn)
         })
         .await

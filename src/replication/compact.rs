@@ -8,8 +8,6 @@
 //! furthest (`GenerationEntry::chain_after`), so nothing is ever missing. The newest record of a
 //! generation stays as it is: the uploader may still be adding after it.
 
-use object_store::ObjectStoreExt;
-
 use super::ReplicationError;
 use super::record::{self, Record};
 use super::target::{self, RecordEntry, Target};
@@ -113,10 +111,7 @@ async fn merge(
     out.written += 1;
     for r in run {
         if r.meta.location != key {
-            target
-                .delete(&r.meta.location)
-                .await
-                .map_err(|e| ReplicationError::Target(format!("deleting: {e}")))?;
+            target::delete(target, &r.meta.location).await?;
             out.removed += 1;
         }
     }

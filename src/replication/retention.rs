@@ -6,8 +6,6 @@
 //! older snapshots of the same generation, and records that end at or before the snapshot.
 //! When no snapshot is that old yet, nothing is deleted.
 
-use object_store::ObjectStoreExt;
-
 use super::ReplicationError;
 use super::restore::choose;
 use super::target::{self, Target};
@@ -34,7 +32,7 @@ pub async fn expire(target: &Target, now_ms: i64, retention_days: u32) -> Result
                 target::delete(target, &target::snapshot_key(generation, txid)).await?;
             }
             for r in &entry.records {
-                target.delete(&r.meta.location).await.or_else(not_found_is_fine)?;
+                target::delete(target, &r.meta.location).await?;
             }
             out.generations += 1;
         } else if *generation == keep_generation {
@@ -43,7 +41,7 @@ pub async fn expire(target: &Target, now_ms: i64, retention_days: u32) -> Result
                 out.snapshots += 1;
             }
             for r in entry.records.iter().filter(|r| r.last <= keep_txid) {
-                target.delete(&r.meta.location).await.or_else(not_found_is_fine)?;
+                target::delete(target, &r.meta.location).await?;
                 out.records += 1;
             }
         }
@@ -51,18 +49,10 @@ pub async fn expire(target: &Target, now_ms: i64, retention_days: u32) -> Result
     Ok(out)
 }
 
-fn not_found_is_fine(e: object_store::Error) -> Result<(), ReplicationError> {
-    match e {
-        object_store::Error::NotFound { .. } => Ok(()),
-        e => Err(ReplicationError::Target(format!("deleting: {e}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::replication::record::{GenerationId, record_file_name};
-    use object_store::PutPayload;
 
     const DAY: i64 = 86_400_000;
     const NOW: i64 = 1_800_000_000_000;
@@ -71,11 +61,11 @@ mod tests {
     async fn snapshot(t: &Target, g: &GenerationId, txid: u64, created_ms: i64) {
         let mut head = vec![0u8; 96];
         head[80..88].copy_from_slice(&created_ms.to_be_bytes());
-        t.put(&target::snapshot_key(g, txid), PutPayload::from(head)).await.expect("put snapshot");
+        target::put(t, &target::snapshot_key(g, txid), head).await.expect("put snapshot");
     }
 
     async fn record(t: &Target, g: &GenerationId, first: u64, last: u64) {
-        t.put(&target::record_key(g, &record_file_name(first, last)), PutPayload::from(vec![1u8]))
+        target::put(t, &target::record_key(g, &record_file_name(first, last)), vec![1u8])
             .await
             .expect("put record");
     }

@@ -8,6 +8,18 @@ use std::time::{Duration, Instant};
 
 use crate::common::Server;
 
+/// What `reelbox doctor --config CONFIG --data DATA` prints.
+pub fn doctor(config: &Path, data: &Path) -> String {
+    let out = crate::common::reelbox()
+        .args(["doctor", "--config"])
+        .arg(config)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("doctor");
+    crate::common::text(&out.stdout)
+}
+
 /// Fail with how to install a missing peer program.
 pub fn need(program: &str, package: &str) {
     let found = Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
