@@ -5,6 +5,7 @@
 
 mod common;
 mod ingest_support;
+mod playback_support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +26,29 @@ fn secret_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
 }
 
 fn start_primary(data: &Path, logs: &Path, secret: &Path) -> Server {
-    Server::start_at(data, logs, "127.0.0.2:0", |c| {
+    start_primary_with(data, logs, secret, |_| {})
+}
+
+fn start_primary_with(
+    data: &Path,
+    logs: &Path,
+    secret: &Path,
+    configure: impl FnOnce(&mut std::process::Command),
+) -> Server {
+    start_primary_at("127.0.0.2:0", data, logs, secret, configure)
+}
+
+/// The primary on `listen` (its old address, when a test restarts it for the replica to find).
+fn start_primary_at(
+    listen: &str,
+    data: &Path,
+    logs: &Path,
+    secret: &Path,
+    configure: impl FnOnce(&mut std::process::Command),
+) -> Server {
+    Server::start_at(data, logs, listen, |c| {
         c.arg("--replication-secret-file").arg(secret);
+        configure(c);
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -445,6 +467,179 @@ async fn replica_follows_forwards_and_fails_over() {
         let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
         assert_eq!(check, "ok", "{}", node.data_dir().display());
     }
+}
+
+/// Audit events with this action as the node's API lists them, newest first.
+async fn audit_of(api: &Api, action: &str) -> Vec<Value> {
+    ingest_support::audit(api, action).await.into_iter().filter(|e| e["action"] == action).collect()
+}
+
+/// Wait until `api`'s node lists `n` events with `action`; return them.
+async fn audited(api: &Api, action: &str, n: usize, log: &Server) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = audit_of(api, action).await;
+        if events.len() >= n {
+            assert_eq!(events.len(), n, "{action} recorded more than once: {events:?}");
+            return events;
+        }
+        assert!(Instant::now() < deadline, "{n} × {action} never recorded: {events:?}\n{}", log.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A video transcoded on the primary plays from the replica (playlists and segments byte for
+/// byte). What a viewer does there — playback, downloads, audit exports — is audited on the
+/// primary with the viewer's own address, exactly once, also when the primary was down at the
+/// time or the replica is promoted before it could tell it. Forwarded sign-ins are audited
+/// with the person's address, not the replica's. Command-line writes to the replica refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_plays_renditions_and_its_accesses_are_audited_once_on_the_primary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path(), "secret", SECRET);
+    let primary = start_primary_with(&dir.path().join("a"), dir.path(), &secret, common::with_ffmpeg);
+    primary.add_user("ada", true);
+    let token = primary.token("ada");
+    let admin = on(&primary, &token);
+    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
+
+    let cat =
+        admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Films"})), 201).await["id"]
+            .as_i64()
+            .expect("id");
+    let clip = playback_support::clip(dir.path(), 6);
+    let res = post_media(
+        &admin,
+        &format!("category={cat}&filename=lesson.mp4&title=Lesson"),
+        clip.clone(),
+        Some(content_digest(&clip)),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let media = res.json::<Value>().await.expect("item")["id"].as_i64().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while admin.get_json(&format!("/api/v1/media/{media}")).await["status"] != "ready" {
+        assert!(Instant::now() < deadline, "never transcoded:\n{}", primary.stderr());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    caught_up(&primary, &replica).await;
+
+    // The viewer comes from an address of its own, so the audit can tell it from the replica's.
+    let viewer = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 9]))
+        .build()
+        .expect("client");
+    let at = |s: &Server| Api { client: viewer.clone(), base: s.base.clone(), token: token.clone() };
+    let (via_replica, via_primary) = (at(&replica), at(&primary));
+
+    // The renditions followed: the master, every rung's playlist, init and first segment.
+    let master_path = format!("/media/{media}/hls/master.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let master = loop {
+        let res = via_replica.get(&master_path).await;
+        if res.status().as_u16() == 200 {
+            break res.text().await.expect("master");
+        }
+        assert!(Instant::now() < deadline, "the renditions never reached the replica: {}", res.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(master, via_primary.get(&master_path).await.text().await.expect("master"));
+    let base = format!("/media/{media}/hls/");
+    let rungs: Vec<&str> = master.lines().filter(|l| l.ends_with(".m3u8")).collect();
+    assert!(!rungs.is_empty(), "{master}");
+    for rung in rungs {
+        let playlist = via_replica.get(&format!("{base}{rung}")).await.text().await.expect("playlist");
+        let dir = rung.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
+        let mut files: Vec<String> = playlist
+            .lines()
+            .filter_map(|l| {
+                l.split_once("URI=\"").map(|(_, r)| r.split('"').next().unwrap_or("").to_string())
+            })
+            .collect();
+        files.extend(
+            playlist.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).take(1).map(String::from),
+        );
+        assert_eq!(files.len(), 2, "init and a segment in {playlist}");
+        for f in files {
+            let path = format!("{base}{dir}{}", f.split('?').next().unwrap_or(&f));
+            let (r, p) = (via_replica.get(&path).await, via_primary.get(&path).await);
+            assert_eq!((r.status().as_u16(), p.status().as_u16()), (200, 200), "{path}");
+            let (r, p) = (r.bytes().await.expect("body"), p.bytes().await.expect("body"));
+            assert!(!r.is_empty() && r == p, "{path} differs on the replica");
+        }
+    }
+
+    // Accesses on the replica are recorded on the primary with the viewer's address.
+    let original = format!("/api/v1/media/{media}/original");
+    assert_eq!(via_replica.get(&original).await.status().as_u16(), 200);
+    let export = via_replica.get("/admin/audit.csv").await;
+    assert_eq!(export.status().as_u16(), 200, "an audit export on the replica");
+    for (action, n) in [("playback.started", 1), ("media.downloaded", 1), ("audit.export", 1)] {
+        let events = audited(&admin, action, n, &replica).await;
+        assert_eq!(events[0]["client_addr"], "127.0.0.9", "{events:?}");
+    }
+    // Playing again within the hour is the same viewing.
+    via_replica.get(&master_path).await;
+    // A sign-in forwarded by the replica is audited with the person's address, not the replica's.
+    let form = viewer.get(replica.url("/login")).send().await.expect("GET /login");
+    let cookie = common::set_cookie(&form, "reelbox_form").expect("form cookie");
+    let csrf = common::csrf_in(&form.text().await.expect("page")).expect("csrf");
+    let wrong = viewer
+        .post(replica.url("/login"))
+        .header("Cookie", format!("reelbox_form={cookie}"))
+        .header("Origin", &replica.base)
+        .form(&[("username", "ada"), ("password", "not the password"), ("csrf", &csrf), ("next", "/")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(wrong.status().as_u16(), 401, "a wrong password, answered by the primary");
+    let failed: Vec<Value> =
+        audit_of(&admin, "sign-in").await.into_iter().filter(|e| e["outcome"] == "failure").collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["client_addr"], "127.0.0.9", "{failed:?}");
+    // A claim of an address without the pair's secret is ignored.
+    let forged = viewer
+        .post(primary.url("/login"))
+        .header("x-reelbox-client", "203.0.113.7")
+        .header("x-reelbox-client-auth", format!("{}:{}", 0, "0".repeat(64)))
+        .header("Cookie", format!("reelbox_form={cookie}"))
+        .header("Origin", &primary.base)
+        .form(&[("username", "ada"), ("password", "still not it"), ("csrf", &csrf), ("next", "/")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(forged.status().as_u16(), 401);
+    let addrs: Vec<Value> =
+        audit_of(&admin, "sign-in").await.into_iter().map(|e| e["client_addr"].clone()).collect();
+    assert_eq!(addrs, vec![json!("127.0.0.9"), json!("127.0.0.9")], "a forged address is ignored");
+
+    // A command-line write on the replica's data directory is refused and changes nothing.
+    let replica_data = replica.data_dir().to_str().expect("utf-8").to_string();
+    let out = common::run_cli(&["token", "create", "--data", &replica_data, "--username", "ada"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out.stderr));
+    assert!(common::text(&out.stderr).contains("replica"), "{}", common::text(&out.stderr));
+    caught_up(&primary, &replica).await;
+
+    // The primary is down: the download is served and its audit waits in the replica's queue,
+    // then reaches the primary when it is back — once.
+    let listen = primary.base.trim_start_matches("http://").to_string();
+    let _ = std::process::Command::new("kill").args(["-KILL", &primary.pid().to_string()]).status();
+    drop(primary);
+    assert_eq!(via_replica.get(&original).await.status().as_u16(), 200);
+    let primary = start_primary_at(&listen, &dir.path().join("a"), dir.path(), &secret, common::with_ffmpeg);
+    let admin = on(&primary, &token);
+    audited(&admin, "media.downloaded", 2, &replica).await;
+
+    // Down again, and this time the replica is promoted before the primary returns: it records
+    // its queue itself, without the events its old primary already had.
+    caught_up(&primary, &replica).await;
+    let _ = std::process::Command::new("kill").args(["-KILL", &primary.pid().to_string()]).status();
+    assert_eq!(via_replica.get(&original).await.status().as_u16(), 200);
+    let out = common::run_cli(&["replica", "promote", "--data", &replica_data], "");
+    assert!(out.status.success(), "promote: {}", common::text(&out.stderr));
+    let events = audited(&on(&replica, &token), "media.downloaded", 3, &replica).await;
+    assert!(events.iter().all(|e| e["client_addr"] == "127.0.0.9"), "{events:?}");
+    audited(&on(&replica, &token), "playback.started", 1, &replica).await;
 }
 
 /// A TCP proxy on 127.0.0.4 in front of `upstream` that, while `tamper` is set, flips one byte

@@ -29,7 +29,11 @@ fn command_line() -> Actor {
 }
 
 pub fn run(cfg: &Config, cmd: &ArchiveCommand) -> Result<ExitCode, ExitCode> {
-    let db = super::open_db(cfg)?;
+    let using = match cmd {
+        ArchiveCommand::List => super::DbUse::Read,
+        ArchiveCommand::Restore { .. } => super::DbUse::Write,
+    };
+    let db = super::open_db(cfg, using)?;
     let fail = |e: LibraryError| {
         eprintln!("reelbox: {}", e.user_message());
         ExitCode::from(1)

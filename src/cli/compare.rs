@@ -22,7 +22,7 @@ pub fn run(cfg: &Config, args: &CompareArgs) -> Result<ExitCode, ExitCode> {
         eprintln!("reelbox: {e}");
         ExitCode::from(2)
     })?;
-    let db = super::open_db(cfg).map_err(|_| ExitCode::from(2))?;
+    let db = super::open_db(cfg, super::DbUse::Read).map_err(|_| ExitCode::from(2))?;
     let path = db.path().to_path_buf();
     let result = db.read_blocking(|live| compare::compare(live, &other.conn, &path, &args.with));
     let c = result.map_err(|e| {

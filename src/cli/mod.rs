@@ -114,16 +114,53 @@ pub fn load_config_with(cli: &Cli, mut overrides: Overrides) -> Result<Config, E
     })
 }
 
+/// What a command-line tool does with the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbUse {
+    Read,
+    Write,
+}
+
 /// Open the database for a command-line tool, with a message that says what to do on failure.
-pub fn open_db(cfg: &Config) -> Result<crate::db::Db, ExitCode> {
+/// A replica's database changes only by replication: a tool that writes is refused there (it
+/// would make the copy differ from the primary), and one that reads gets a read-only handle.
+pub fn open_db(cfg: &Config, using: DbUse) -> Result<crate::db::Db, ExitCode> {
+    let role = match crate::replica::state::load_state(&cfg.data_dir) {
+        Ok(Some(state)) => (state.role, state.primary),
+        Ok(None) => (
+            if cfg.replica.is_replica() {
+                crate::replica::Role::Replica
+            } else {
+                crate::replica::Role::Primary
+            },
+            cfg.replica.primary.clone(),
+        ),
+        Err(e) => {
+            eprintln!("reelbox: {e}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    let replica = role.0 == crate::replica::Role::Replica;
+    if replica && using == DbUse::Write {
+        let dir = cfg.data_dir.display();
+        eprintln!(
+            "reelbox: {dir} belongs to a replica: its database changes only by replication from {}. \
+             Run this command on the primary server, or promote this one first \
+             (`reelbox replica promote --data {dir}`). Nothing was changed.",
+            role.1.as_deref().unwrap_or("its primary")
+        );
+        return Err(ExitCode::from(2));
+    }
     if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
         eprintln!("reelbox: cannot create data directory {}: {e}", cfg.data_dir.display());
         return Err(ExitCode::from(1));
     }
-    crate::db::Db::open(&cfg.data_dir, 2).map_err(|e| {
+    let db = crate::db::Db::open(&cfg.data_dir, 2).map_err(|e| {
         eprintln!("reelbox: {e}");
         ExitCode::from(1)
-    })
+    })?;
+    db.set_read_only(replica);
+    Ok(db)
 }
 
 pub fn run(cli: Cli) -> ExitCode {

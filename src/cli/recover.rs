@@ -44,7 +44,7 @@ pub fn run(cfg: &Config, args: &RecoverArgs) -> Result<ExitCode, ExitCode> {
     }
     let other = compare::open_other(&args.from).map_err(fail(2))?;
     let target = backup::open_target(&cfg).map_err(fail(2))?;
-    let db = super::open_db(&cfg).map_err(|_| ExitCode::from(2))?;
+    let db = super::open_db(&cfg, super::DbUse::Write).map_err(|_| ExitCode::from(2))?;
     let store = crate::store::BlobStore::open(&cfg.data_dir).map_err(|e| {
         eprintln!("reelbox: {e}");
         ExitCode::from(2)

@@ -22,7 +22,7 @@ pub enum TokenCommand {
 pub fn run(cfg: &Config, cmd: &TokenCommand) -> Result<ExitCode, ExitCode> {
     match cmd {
         TokenCommand::Create { username, name } => {
-            let db = super::open_db(cfg)?;
+            let db = super::open_db(cfg, super::DbUse::Write)?;
             let now = chrono::Utc::now().timestamp();
             let result = db.write_blocking(|c| {
                 let tx = c.transaction()?;

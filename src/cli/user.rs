@@ -47,7 +47,7 @@ pub fn run(cfg: &Config, cmd: &UserCommand) -> Result<ExitCode, ExitCode> {
                     eprintln!("reelbox: {}", e.user_message());
                     ExitCode::from(1)
                 })?;
-            let db = super::open_db(cfg)?;
+            let db = super::open_db(cfg, super::DbUse::Write)?;
             let now = chrono::Utc::now().timestamp();
             let created = db.write_blocking(|c| {
                 let tx = c.transaction()?;

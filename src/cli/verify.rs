@@ -30,7 +30,8 @@ pub fn run(cfg: &Config) -> Result<ExitCode, ExitCode> {
             data.display()
         )));
     }
-    let db = crate::db::Db::open(data, 2).map_err(|e| cannot(e.to_string()))?;
+    // It records what it finds (damaged items), so a replica refuses it like any other write.
+    let db = super::open_db(cfg, super::DbUse::Write)?;
     let store = BlobStore::open(data).map_err(|e| cannot(e.to_string()))?;
     eprintln!("reelbox verify: checking every blob in {}", data.display());
 

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_lifecycle.sql"),
     include_str!("migrations/0006_transcode.sql"),
     include_str!("migrations/0007_captions.sql"),
+    include_str!("migrations/0008_audit_relay.sql"),
 ];
 
 /// SQLite never checkpoints by itself: the WAL hook of the writer (`replication::notify`) wakes

@@ -2,14 +2,16 @@
 //! The table refuses UPDATE and DELETE (triggers in the schema), so nothing in the product can
 //! rewrite history.
 
+use std::borrow::Cow;
+
 use rusqlite::{Connection, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::db::DbError;
 use crate::db::ids::{AuditId, UserId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Success,
@@ -28,12 +30,14 @@ impl Outcome {
 }
 
 /// An event to record. Built with the chained setters; `action` is a stable dotted name.
-#[derive(Debug, Clone)]
+/// Serialisable, so a replica can queue the events it sees and relay them to its primary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Event {
     pub actor_id: Option<UserId>,
     pub actor: String,
-    pub action: &'static str,
-    pub target_type: &'static str,
+    pub action: Cow<'static, str>,
+    pub target_type: Cow<'static, str>,
     pub target_id: String,
     pub target: String,
     pub client_addr: String,
@@ -46,8 +50,8 @@ impl Event {
         Event {
             actor_id: None,
             actor: String::new(),
-            action,
-            target_type: "",
+            action: Cow::Borrowed(action),
+            target_type: Cow::Borrowed(""),
             target_id: String::new(),
             target: String::new(),
             client_addr: String::new(),
@@ -61,7 +65,7 @@ impl Event {
         self
     }
     pub fn target(mut self, kind: &'static str, id: impl ToString, label: &str) -> Self {
-        self.target_type = kind;
+        self.target_type = Cow::Borrowed(kind);
         self.target_id = id.to_string();
         self.target = label.into();
         self

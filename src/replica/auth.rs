@@ -18,6 +18,11 @@ pub const EPOCH_HEADER: &str = "x-reelbox-epoch";
 pub const POSITION_HEADER: &str = "x-reelbox-position";
 /// The follower's own URL, so a primary knows whom to ask about epochs after a failover.
 pub const NODE_HEADER: &str = "x-reelbox-node";
+/// On a forwarded request: the address of the person the replica is serving, and
+/// `{time}:{hex HMAC of "fwd-v1\n{time}\n{METHOD}\n{path?query}\n{address}"}`, so the primary
+/// audits and throttles that person rather than the replica, and nobody else can claim an address.
+pub const CLIENT_HEADER: &str = "x-reelbox-client";
+pub const CLIENT_AUTH_HEADER: &str = "x-reelbox-client-auth";
 const MAX_SKEW_SECS: i64 = 300;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -61,6 +66,35 @@ pub fn verify_request(
     } else {
         Err(ReplicaError::Unauthorized("wrong replication signature"))
     }
+}
+
+fn client_mac(secret: &[u8], time: i64, method: &str, path_and_query: &str, client: &str) -> String {
+    let mut m = mac(secret);
+    m.update(format!("fwd-v1\n{time}\n{method}\n{path_and_query}\n{client}").as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// The value of [`CLIENT_AUTH_HEADER`] for a forwarded request.
+pub fn client_auth(secret: &[u8], time: i64, method: &str, path_and_query: &str, client: &str) -> String {
+    format!("{time}:{}", client_mac(secret, time, method, path_and_query, client))
+}
+
+/// Whether `auth` vouches for `client` on this request (same secret, time within five minutes).
+pub fn verify_client(
+    secret: &[u8],
+    auth: &str,
+    method: &str,
+    path_and_query: &str,
+    client: &str,
+    now_secs: i64,
+) -> bool {
+    let Some((time, sent)) = auth.split_once(':') else { return false };
+    let Ok(time) = time.parse::<i64>() else { return false };
+    (now_secs - time).abs() <= MAX_SKEW_SECS
+        && constant_time_eq(
+            client_mac(secret, time, method, path_and_query, client).as_bytes(),
+            sent.as_bytes(),
+        )
 }
 
 pub fn response_mac(secret: &[u8], path_and_query: &str, epoch: &str, position: &str, body: &[u8]) -> String {
@@ -152,6 +186,25 @@ mod tests {
         assert!(ok(s, "/replication/v1/records?after=1", 2000).is_err(), "stale");
         assert!(verify_request(None, Some("1000"), Some(&mac), "GET", "/x", b"", 1000).is_err());
         assert!(verify_request(Some(s), Some("1000"), None, "GET", "/x", b"", 1000).is_err());
+    }
+
+    #[test]
+    fn a_forwarded_client_address_is_believed_only_with_the_secret() {
+        let s = b"0123456789abcdef0123456789abcdef";
+        let auth = client_auth(s, 1000, "POST", "/login", "203.0.113.7");
+        assert!(verify_client(s, &auth, "POST", "/login", "203.0.113.7", 1010));
+        assert!(!verify_client(s, &auth, "POST", "/login", "203.0.113.8", 1010), "another address");
+        assert!(!verify_client(s, &auth, "POST", "/api/v1/media", "203.0.113.7", 1010), "another request");
+        assert!(!verify_client(
+            b"another secret of enough length!",
+            &auth,
+            "POST",
+            "/login",
+            "203.0.113.7",
+            1010
+        ));
+        assert!(!verify_client(s, &auth, "POST", "/login", "203.0.113.7", 2000), "stale");
+        assert!(!verify_client(s, "garbage", "POST", "/login", "203.0.113.7", 1000));
     }
 
     #[test]

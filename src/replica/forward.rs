@@ -17,7 +17,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
 
-use super::auth::POSITION_HEADER;
+use super::auth::{CLIENT_AUTH_HEADER, CLIENT_HEADER, POSITION_HEADER};
 use super::{Applied, Role};
 use crate::App;
 use crate::web::error::WebError;
@@ -128,6 +128,11 @@ async fn proxy(
         }
     }
     let client = crate::web::auth::client_addr(req);
+    if let Some(secret) = app.replica.secret() {
+        let auth =
+            super::auth::client_auth(secret, super::now_ms() / 1000, req.method().as_str(), pq, &client);
+        out = out.header(CLIENT_HEADER, client.as_str()).header(CLIENT_AUTH_HEADER, auth);
+    }
     out = out.header(FORWARDED_HEADER, "1").header("x-forwarded-for", client);
     // actix's payload lives on this thread; a local task feeds it into a channel the
     // (thread-safe) request body reads, with back-pressure from the bounded channel.

@@ -1,6 +1,7 @@
 //! Media follow: a replica fetches every stored file its (replicated) library points at and it
 //! lacks, by hash, from the primary — the blob store checks the hash before the file takes its
-//! name — and reports how many bytes it is still behind.
+//! name — and reports how many bytes it is still behind; then the transcoder's published files
+//! (`renditions`).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,6 +23,9 @@ pub async fn run(app: App) {
             match catch_up(&app).await {
                 Ok(()) => {}
                 Err(e) => tracing::debug!(error = %e, "media follow interrupted"),
+            }
+            if let Err(e) = super::renditions::follow(&app).await {
+                tracing::warn!(error = %e, "copying published renditions from the primary was interrupted");
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), applied.changed()).await;

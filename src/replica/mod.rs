@@ -11,6 +11,7 @@
 //! Replication traffic carries an HMAC-SHA256 with the shared secret: requests (method, path,
 //! time) and responses (epoch, position, body), so a record changed in flight is rejected.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod fence;
@@ -19,6 +20,7 @@ pub mod follower;
 pub mod forward;
 pub mod media;
 pub mod promote;
+pub mod renditions;
 pub mod spool;
 pub mod state;
 pub mod tasks;
@@ -124,6 +126,10 @@ pub struct NodeInner {
     /// The current role; background tasks watch it to start or stop with promotions and demotions.
     pub role_watch: watch::Sender<Role>,
     pub http: reqwest::Client,
+    /// Audit events seen while this node could not write its database (opened by `start`).
+    audit_outbox: std::sync::OnceLock<audit::Outbox>,
+    /// Hashes of published files the primary has listed for its replica.
+    pub rendition_hashes: renditions::HashCache,
 }
 
 impl std::ops::Deref for Node {
@@ -164,6 +170,8 @@ impl Node {
             media_bytes_behind: AtomicU64::new(0),
             role_watch: watch::channel(role).0,
             http,
+            audit_outbox: std::sync::OnceLock::new(),
+            rendition_hashes: renditions::HashCache::default(),
         }))
     }
 
@@ -187,15 +195,32 @@ impl Node {
             }
             None => configured,
         };
+        let mut state = state;
+        if state.node_id.is_empty() {
+            state.node_id = format!("node-{}", hex::encode(rand::random::<[u8; 12]>()));
+        }
         state::save_state(&self.data_dir, &state)?;
         db.set_read_only(state.role == Role::Replica);
         if state.role == Role::Replica {
             let pos = state::load_position(&self.data_dir)?;
             self.applied.send_replace(pos);
         }
+        let node_id = state.node_id.clone();
+        let recorded = {
+            let id = node_id.clone();
+            db.read_blocking(move |c| crate::insights::relay::recorded_up_to(c, &id))?
+        };
+        if self.audit_outbox.get().is_none() {
+            let _ = self.audit_outbox.set(audit::Outbox::open(&self.data_dir, &node_id, recorded)?);
+        }
         self.role_watch.send_replace(state.role);
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
         Ok(())
+    }
+
+    /// The queue of audit events to relay (none before `start`).
+    pub fn audit_outbox(&self) -> Option<&audit::Outbox> {
+        self.audit_outbox.get()
     }
 
     pub fn state(&self) -> std::sync::RwLockReadGuard<'_, NodeState> {

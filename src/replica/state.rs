@@ -88,6 +88,10 @@ pub struct NodeState {
     /// Directories under `<data>/split-brain/` holding writes this node took after it was replaced.
     #[serde(default)]
     pub split_brain_exports: Vec<String>,
+    /// This node's own name in the pair, made once: the primary counts the audit events a
+    /// replica relays per node (see `replica::audit`).
+    #[serde(default)]
+    pub node_id: String,
 }
 
 impl NodeState {
@@ -100,6 +104,7 @@ impl NodeState {
             role_from_failover: false,
             last_failover: None,
             split_brain_exports: Vec::new(),
+            node_id: String::new(),
         }
     }
 }

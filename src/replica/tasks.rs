@@ -8,14 +8,15 @@ use tokio::task::JoinHandle;
 use super::{Role, now_ms};
 use crate::App;
 
-/// Start the promotion watcher, the peer watch (primary), the follower (replica) and the
-/// automatic promotion (when configured).
+/// Start the promotion watcher, the peer watch (primary), the follower (replica), the audit
+/// relay and the automatic promotion (when configured).
 pub fn spawn(app: &App) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         tokio::spawn(super::promote::watch_requests(app.clone())),
         tokio::spawn(super::fence::watch_peer(app.replica.clone())),
         tokio::spawn(super::media::run(app.clone())),
         tokio::spawn(super::follower::run(app.clone())),
+        tokio::spawn(super::audit::run(app.clone())),
     ];
     if app.replica.config.auto_promote_after_seconds > 0 {
         tasks.push(tokio::spawn(auto_promote(app.clone())));

@@ -223,6 +223,20 @@ pub fn published_since(
     Ok(ids)
 }
 
+/// Every item with published files and a version of what is published (count and newest
+/// time), which changes whenever a rung or file is (re)published: a replica follows these.
+pub fn published_versions(conn: &Connection) -> Result<Vec<(MediaId, String)>, TranscodeError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT media_id, count(*), max(published_at) FROM
+           (SELECT media_id, published_at FROM media_rungs UNION ALL SELECT media_id, published_at FROM media_assets)
+         GROUP BY media_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, MediaId>(0)?, format!("{}@{}", r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// An item's rows in this module's tables, for `reelbox recover`: what ffprobe found, the
 /// published rungs and files, and the job (with its files restored, the item plays as before).
 pub fn item_rows(conn: &Connection, id: MediaId) -> Result<Vec<crate::db::rows::Rows>, TranscodeError> {

@@ -41,7 +41,20 @@ pub enum Principal {
 
 /// The client address for logs, throttling and the audit trail.
 pub fn client_addr(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    forwarded_client(req).unwrap_or_else(|| req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default())
+}
+
+/// On a request a replica forwarded: the address of the person it serves, when signed with the
+/// pair's secret (anyone else's claim is ignored).
+fn forwarded_client(req: &HttpRequest) -> Option<String> {
+    use crate::replica::auth::{CLIENT_AUTH_HEADER, CLIENT_HEADER, verify_client};
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let (client, auth) = (header(CLIENT_HEADER)?, header(CLIENT_AUTH_HEADER)?);
+    let app = req.app_data::<web::Data<App>>()?;
+    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let now = crate::replica::now_ms() / 1000;
+    let ok = verify_client(app.replica.secret()?, auth, req.method().as_str(), pq, client, now);
+    (ok && client.parse::<std::net::IpAddr>().is_ok()).then(|| client.to_string())
 }
 
 fn bearer(req: &ServiceRequest) -> Option<String> {

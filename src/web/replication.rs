@@ -1,5 +1,6 @@
 //! HTTP side of the pair: the replication feed a replica reads from its primary (signed with
-//! the shared secret, refused otherwise), session renewals a replica sends, the admin's promote
+//! the shared secret, refused otherwise), session renewals and audit events a replica sends, the
+//! admin's promote
 //! action, and the pair's fields in `/healthz`.
 
 use actix_web::http::StatusCode;
@@ -20,6 +21,12 @@ pub fn endpoints() -> Vec<Endpoint> {
             Access::Replication,
             "Session and token renewals seen by the replica",
             touch_batch,
+        ),
+        post(
+            crate::replica::audit::AUDIT_PATH,
+            Access::Replication,
+            "Audit events seen by the replica (playback, downloads), recorded once each",
+            audit_batch,
         ),
         post("/admin/replica/promote", Access::Admin, "Promote this replica to primary (new epoch)", promote),
     ];
@@ -84,6 +91,21 @@ async fn touch_batch(
         .map_err(|e| WebError::bad_request("bad-touch", format!("not a renewal batch: {e}")))?;
     touch::apply(&app, batch, app.clock.now()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn audit_batch(
+    req: HttpRequest,
+    app: web::Data<App>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    authenticate(&req, &app, &body)?;
+    if !app.replica.accepts_writes() {
+        return Err(WebError::from(ReplicaError::Protocol("audit events go to the primary".into())));
+    }
+    let batch: crate::insights::relay::Batch = serde_json::from_slice(&body)
+        .map_err(|e| WebError::bad_request("bad-audit-batch", format!("not an audit batch: {e}")))?;
+    let recorded = crate::replica::audit::record_here(&app, batch).await?;
+    Ok(HttpResponse::Ok().json(crate::replica::audit::Recorded { recorded }))
 }
 
 async fn promote(

@@ -1,6 +1,7 @@
 //! The replication feed on the primary: transaction records after a position (long-poll), the
-//! newest snapshot, and stored files by hash. Every request is signed with the pair's secret
-//! and every answer carries the epoch, the position and a signature over them and the body.
+//! newest snapshot, stored files by hash, and items' published renditions. Every request is
+//! signed with the pair's secret and every answer carries the epoch, the position and a
+//! signature over them and the body.
 
 use std::io::{Read, Seek};
 use std::time::Duration;
@@ -10,7 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Deserialize;
 
 use crate::App;
+use crate::db::ids::MediaId;
 use crate::replica::auth::{self, EPOCH_HEADER, NODE_HEADER, POSITION_HEADER, SIGNATURE_HEADER};
+use crate::replica::renditions;
 use crate::replica::spool::{self, After};
 use crate::replica::{ReplicaError, Role};
 use crate::store::Sha256;
@@ -35,6 +38,18 @@ pub fn endpoints() -> Vec<Endpoint> {
             Access::Replication,
             "A stored file by its SHA-256 (the replica checks the hash)",
             blob,
+        ),
+        get(
+            "/replication/v1/media/{id}/files",
+            Access::Replication,
+            "An item's published renditions: paths, sizes and SHA-256",
+            media_files,
+        ),
+        get(
+            "/replication/v1/media/{id}/file",
+            Access::Replication,
+            "One published rendition file of an item (path=)",
+            media_file,
         ),
     ]
 }
@@ -202,6 +217,47 @@ async fn blob(
     super::replication::authenticate(&req, &app, b"")?;
     let hash = Sha256::from_hex(&path).map_err(|_| WebError::not_found())?;
     let file = app.store.path(&hash);
+    let cond = ranges::Conditions::of(&req);
+    let prepared = tokio::task::spawn_blocking(move || ranges::prepare(&file, &cond))
+        .await
+        .map_err(WebError::internal)?
+        .map_err(WebError::internal)?
+        .ok_or_else(WebError::not_found)?;
+    let mut res = HttpResponse::Ok();
+    res.content_type("application/octet-stream");
+    Ok(ranges::respond_prepared(res, prepared))
+}
+
+async fn media_files(
+    req: HttpRequest,
+    app: web::Data<App>,
+    path: web::Path<MediaId>,
+) -> Result<HttpResponse, WebError> {
+    super::replication::authenticate(&req, &app, b"")?;
+    let (id, data, node) = (path.into_inner(), app.config.data_dir.clone(), app.replica.clone());
+    let listing =
+        tokio::task::spawn_blocking(move || renditions::list_published(&data, id, &node.rendition_hashes))
+            .await
+            .map_err(WebError::internal)??;
+    let body = serde_json::to_vec(&listing).map_err(WebError::internal)?;
+    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Ok(signed(HttpResponse::Ok(), &app, pq, "", &body).content_type("application/json").body(body))
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    path: String,
+}
+
+async fn media_file(
+    req: HttpRequest,
+    app: web::Data<App>,
+    path: web::Path<MediaId>,
+    q: web::Query<FileQuery>,
+) -> Result<HttpResponse, WebError> {
+    super::replication::authenticate(&req, &app, b"")?;
+    let rel = renditions::safe_rel(&q.path).ok_or_else(WebError::not_found)?;
+    let file = crate::transcode::media_dir(&app.config.data_dir, path.into_inner()).join(rel);
     let cond = ranges::Conditions::of(&req);
     let prepared = tokio::task::spawn_blocking(move || ranges::prepare(&file, &cond))
         .await

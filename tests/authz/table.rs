@@ -549,6 +549,13 @@ pub fn table() -> Vec<Row> {
         row(M::GET, "/replication/v1/snapshot", vec![case([401; 7])]),
         row(M::GET, "/replication/v1/blobs/{sha256}", vec![case([401; 7]).on("", &[Rung])]),
         row(M::POST, "/replication/v1/touch", vec![case([401; 7]).json("{}")]),
+        row(M::POST, "/replication/v1/audit", vec![case([401; 7]).json("{}")]),
+        row(M::GET, "/replication/v1/media/{id}/files", vec![case([401; 7]).on("in C", &[Media(C)])]),
+        row(
+            M::GET,
+            "/replication/v1/media/{id}/file",
+            vec![case([401; 7]).on("in C", &[Media(C)]).query("path=hls/master.m3u8")],
+        ),
         row(M::POST, "/admin/replica/promote", vec![case([303, 403, 403, 403, 403, 403, 409]).form(&[])]),
         // JSON API: people.
         row(M::GET, "/api/v1/users", vec![case(api_admin(200))]),

@@ -281,11 +281,7 @@ async fn original(
             None => audit::Event::new("media.downloaded").addr(&crate::web::auth::client_addr(&req)),
         }
         .target("media", item.id, &item.title);
-        let now = app.clock.now();
-        // A replica's copy changes only by replication; downloads there are not audited (yet).
-        if app.replica.accepts_writes() {
-            app.db.write(move |c| audit::record(c, &event, now)).await?;
-        }
+        crate::replica::audit::record_access(&app, event, None).await?;
     }
     res.content_type(served_content_type(item.mime.as_deref()));
     Ok(ranges::respond(res, plan, file, size, &etag))

@@ -177,16 +177,9 @@ async fn audit_csv(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, WebError> {
     let filter = q.to_filter(10_000)?;
-    let now = app.clock.now();
-    let event = admin.0.actor().event("audit.export");
-    let events = app
-        .db
-        .write(move |c| {
-            let events = audit::list(c, &filter)?;
-            audit::record(c, &event.detail(format!("{} events", events.len())), now)?;
-            Ok::<_, crate::db::DbError>(events)
-        })
-        .await?;
+    let events = app.db.read(move |c| audit::list(c, &filter)).await?;
+    let event = admin.0.actor().event("audit.export").detail(format!("{} events", events.len()));
+    crate::replica::audit::record_access(&app, event, None).await?;
     let csv = audit::to_csv(&events).map_err(WebError::internal)?;
     let name = format!("reelbox-audit-{}.csv", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
     Ok(HttpResponse::Ok()

@@ -275,7 +275,8 @@ pub fn add_token(playlist: &str, token: &str) -> String {
     out
 }
 
-/// `playback.started`, once per person (or address) and item per hour, not per request.
+/// `playback.started`, once per person (or address) and item per hour, not per request; on a
+/// replica it is queued for the primary.
 async fn audit_playback(
     app: &App,
     req: &HttpRequest,
@@ -287,14 +288,7 @@ async fn audit_playback(
         None => audit::Event::new("playback.started").addr(&crate::web::auth::client_addr(req)),
     }
     .target("media", item.id, &item.title);
-    let now = app.clock.now();
-    if !app.replica.accepts_writes() {
-        // A replica's copy changes only by replication; playback there is not audited (yet).
-        return Ok(());
-    }
-    app.db
-        .write_keeping_caches(move |c| audit::record_once_since(c, &event, now - PLAYBACK_AUDIT_WINDOW, now))
-        .await?;
+    crate::replica::audit::record_access(app, event, Some(PLAYBACK_AUDIT_WINDOW)).await?;
     Ok(())
 }
 

@@ -1,0 +1,383 @@
+//! Rendition follow. What the transcoder publishes under `<data>/media/<id>/` (HLS rungs, the
+//! master playlist, the download file, poster and sprite) is not in the blob store, so a replica
+//! copies it item by item: the primary lists an item's files with their sizes and SHA-256 (a
+//! signed answer); the replica fetches what it lacks or what differs, checks every hash,
+//! assembles each rung directory beside the published one and moves it into place whole, and
+//! writes the master playlist last — the order the transcoder publishes in, so a viewer on the
+//! replica never gets a playlist naming a file that is not there. Items the (replicated)
+//! database no longer has published files for lose their directory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{ReplicaError, auth};
+use crate::App;
+use crate::db::ids::MediaId;
+use crate::transcode::media_dir;
+
+/// `{FILES_PATH}/{id}/files` lists an item's files; `{FILES_PATH}/{id}/file?path=` sends one.
+pub const FILES_PATH: &str = "/replication/v1/media";
+/// Where a replica assembles files before they take their place (like the transcoder's
+/// `.work`, a dot-directory: never listed or served).
+const STAGING: &str = ".follow";
+const STATE_FILE: &str = "renditions.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Relative to the item's directory, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listing {
+    pub files: Vec<FileEntry>,
+}
+
+/// File hashes the primary has computed, by path, size and modification time.
+#[derive(Default)]
+pub struct HashCache(Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>);
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ReplicaError + '_ {
+    move |e| ReplicaError::io(path.to_path_buf(), e)
+}
+
+/// A relative path from a listing or a request, if it stays inside the item's directory and
+/// outside its work directories.
+pub fn safe_rel(path: &str) -> Option<PathBuf> {
+    let p = Path::new(path);
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) if !s.to_string_lossy().starts_with('.') => out.push(s),
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+fn sha256_file(path: &Path) -> Result<String, ReplicaError> {
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Every file under `dir` (outside dot-directories), relative and sorted.
+fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, std::fs::Metadata)>, ReplicaError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(ReplicaError::io(d, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&d))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let meta = entry.metadata().map_err(io(&path))?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+                out.push((rel, path, meta));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// On the primary: an item's published files with their hashes (blocking).
+pub fn list_published(data_dir: &Path, id: MediaId, cache: &HashCache) -> Result<Listing, ReplicaError> {
+    let mut files = Vec::new();
+    for (rel, path, meta) in walk(&media_dir(data_dir, id))? {
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let known = cache.0.lock().unwrap_or_else(|p| p.into_inner()).get(&path).cloned();
+        let sha256 = match known {
+            Some((size, at, sha)) if size == meta.len() && at == modified => sha,
+            _ => {
+                let sha = sha256_file(&path)?;
+                let mut c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+                if c.len() > 200_000 {
+                    c.clear();
+                }
+                c.insert(path.clone(), (meta.len(), modified, sha.clone()));
+                sha
+            }
+        };
+        files.push(FileEntry { path: rel, size: meta.len(), sha256 });
+    }
+    Ok(Listing { files })
+}
+
+/// The unit a file is published in: its rung directory (`hls/240p`), else the file itself.
+fn unit(path: &str) -> String {
+    match path.strip_prefix("hls/").and_then(|rest| rest.split_once('/')) {
+        Some((rung, _)) => format!("hls/{rung}"),
+        None => path.to_string(),
+    }
+}
+
+/// Whether the local copy of `e` at `path` is the listed file. Large published files never
+/// change in place (a new version is a new rung directory), so their size is enough; small ones
+/// (playlists, the sprite map) are hashed.
+fn same_here(path: &Path, e: &FileEntry) -> bool {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == e.size => e.size > 1024 * 1024 || sha256_file(path).is_ok_and(|h| h == e.sha256),
+        _ => false,
+    }
+}
+
+/// What this replica has copied: item → the published version it copied.
+fn load_state(data_dir: &Path) -> BTreeMap<i64, String> {
+    std::fs::read(super::state::dir(data_dir).join(STATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_state(data_dir: &Path, state: &BTreeMap<i64, String>) -> Result<(), ReplicaError> {
+    super::state::write_json(&super::state::dir(data_dir).join(STATE_FILE), state)
+}
+
+/// On a replica: copy every item whose published files changed since the last pass, and remove
+/// the directories of items that have none any more. Returns the number of items copied.
+pub async fn follow(app: &App) -> Result<usize, ReplicaError> {
+    let published: BTreeMap<i64, String> = app
+        .db
+        .read(|c| {
+            crate::transcode::published_versions(c).map_err(|e| ReplicaError::Replication(e.to_string()))
+        })
+        .await?
+        .into_iter()
+        .map(|(id, v)| (id.0, v))
+        .collect();
+    let data_dir = app.config.data_dir.clone();
+    let mut copied = load_state(&data_dir);
+    let mut done = 0;
+    for (id, version) in &published {
+        if copied.get(id) == Some(version) {
+            continue;
+        }
+        copy_item(app, MediaId(*id)).await?;
+        copied.insert(*id, version.clone());
+        save_state(&data_dir, &copied)?;
+        done += 1;
+    }
+    // Items purged (or never transcoded) on the primary: nothing of theirs stays here.
+    for id in local_items(&data_dir)?.into_iter().filter(|id| !published.contains_key(id)) {
+        let dir = media_dir(&data_dir, MediaId(id));
+        let removed = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || std::fs::remove_dir_all(dir)
+        })
+        .await
+        .map_err(|e| ReplicaError::Replication(e.to_string()))?;
+        match removed {
+            Ok(()) => {
+                tracing::info!(media = id, "removed the files of an item the primary no longer publishes")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ReplicaError::io(dir, e)),
+        }
+    }
+    if copied.keys().any(|id| !published.contains_key(id)) {
+        copied.retain(|id, _| published.contains_key(id));
+        save_state(&data_dir, &copied)?;
+    }
+    Ok(done)
+}
+
+fn local_items(data_dir: &Path) -> Result<Vec<i64>, ReplicaError> {
+    let dir = data_dir.join("media");
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => Ok(entries.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(ReplicaError::io(dir, e)),
+    }
+}
+
+async fn signed_get(app: &App, pq: &str) -> Result<reqwest::Response, ReplicaError> {
+    let node = &app.replica;
+    let primary = node.primary_url().ok_or(ReplicaError::Protocol("no primary configured".into()))?;
+    let secret = node.secret().ok_or(ReplicaError::Unauthorized("no replication secret configured"))?;
+    let res = auth::signed(&node.http, secret, reqwest::Method::GET, &primary, pq, Vec::new())
+        .send()
+        .await
+        .map_err(|e| ReplicaError::Unreachable(e.to_string()))?;
+    if !res.status().is_success() {
+        return Err(ReplicaError::Protocol(format!("{pq}: HTTP {}", res.status().as_u16())));
+    }
+    Ok(res)
+}
+
+/// Copy one item's published files from the primary.
+async fn copy_item(app: &App, id: MediaId) -> Result<(), ReplicaError> {
+    let pq = format!("{FILES_PATH}/{id}/files");
+    let res = signed_get(app, &pq).await?;
+    let header = |n: &str| res.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (epoch, position, sig) =
+        (header(auth::EPOCH_HEADER), header(auth::POSITION_HEADER), header(auth::SIGNATURE_HEADER));
+    let body = res.bytes().await.map_err(|e| ReplicaError::Unreachable(e.to_string()))?;
+    let secret = app.replica.secret().unwrap_or_default();
+    auth::verify_response(
+        secret,
+        &pq,
+        epoch.as_deref().unwrap_or(""),
+        position.as_deref().unwrap_or(""),
+        &body,
+        sig.as_deref(),
+    )?;
+    let listing: Listing = serde_json::from_slice(&body)
+        .map_err(|e| ReplicaError::Protocol(format!("the file list of item {id}: {e}")))?;
+    if listing.files.iter().any(|f| safe_rel(&f.path).is_none()) {
+        return Err(ReplicaError::Protocol(format!("the file list of item {id} names a path outside it")));
+    }
+
+    let dir = media_dir(&app.config.data_dir, id);
+    let staging = dir.join(STAGING);
+    let _ = std::fs::remove_dir_all(&staging);
+    let mut units: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
+    for f in &listing.files {
+        units.entry(unit(&f.path)).or_default().push(f);
+    }
+    // The master playlist goes last: it names the rungs.
+    let master = units.remove("hls/master.m3u8");
+    for (name, files) in
+        units.iter().map(|(n, f)| (n.as_str(), f)).chain(master.as_ref().map(|m| ("hls/master.m3u8", m)))
+    {
+        if files.iter().all(|f| same_here(&dir.join(&f.path), f)) {
+            continue;
+        }
+        for f in files {
+            let to = staging.join(&f.path);
+            if same_here(&dir.join(&f.path), f) {
+                let parent = to.parent().unwrap_or(&staging);
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+                std::fs::hard_link(dir.join(&f.path), &to)
+                    .or_else(|_| std::fs::copy(dir.join(&f.path), &to).map(|_| ()))
+                    .map_err(io(&to))?;
+            } else {
+                fetch(app, id, f, &to).await?;
+            }
+        }
+        publish(&staging.join(name), &dir.join(name))?;
+    }
+    // What the primary no longer publishes goes (a replaced rung, a removed file).
+    let listed: std::collections::HashSet<String> = listing.files.iter().map(|f| unit(&f.path)).collect();
+    for (rel, path, _) in walk(&dir)? {
+        if !listed.contains(&unit(&rel)) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    tracing::debug!(media = %id, files = listing.files.len(), "published files copied from the primary");
+    Ok(())
+}
+
+/// Move a staged rung directory or file to its place, syncing it first.
+fn publish(from: &Path, to: &Path) -> Result<(), ReplicaError> {
+    if from.is_dir() {
+        for entry in std::fs::read_dir(from).map_err(io(from))?.flatten() {
+            std::fs::File::open(entry.path()).and_then(|f| f.sync_all()).map_err(io(&entry.path()))?;
+        }
+    }
+    std::fs::File::open(from).and_then(|f| f.sync_all()).map_err(io(from))?;
+    let parent = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    if to.is_dir() {
+        std::fs::remove_dir_all(to).map_err(io(to))?;
+    }
+    std::fs::rename(from, to).map_err(io(to))?;
+    std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io(parent))
+}
+
+/// Fetch one listed file into `to`, checking its size and hash.
+async fn fetch(app: &App, id: MediaId, f: &FileEntry, to: &Path) -> Result<(), ReplicaError> {
+    let res =
+        signed_get(app, &format!("{FILES_PATH}/{id}/file?path={}", urlencoding::encode(&f.path))).await?;
+    let parent = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let mut out = std::fs::File::create(to).map_err(io(to))?;
+    let mut h = Sha256::new();
+    let mut size = 0u64;
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ReplicaError::Unreachable(e.to_string()))?;
+        h.update(&chunk);
+        size += chunk.len() as u64;
+        out.write_all(&chunk).map_err(io(to))?;
+    }
+    let got = hex::encode(h.finalize());
+    if size != f.size || got != f.sha256 {
+        let _ = std::fs::remove_file(to);
+        return Err(ReplicaError::Protocol(format!(
+            "item {id}: {} arrived with {size} bytes and SHA-256 {got}, listed as {} bytes {}",
+            f.path, f.size, f.sha256
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_item_and_out_of_work_directories() {
+        assert_eq!(safe_rel("hls/240p/seg-1.m4s"), Some(PathBuf::from("hls/240p/seg-1.m4s")));
+        assert_eq!(safe_rel("poster.jpg"), Some(PathBuf::from("poster.jpg")));
+        for bad in ["../reelbox.db", "/etc/passwd", "hls/../../x", ".work/hls/a", "hls/.follow/x", "", "."] {
+            assert_eq!(safe_rel(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rung_files_publish_with_their_directory() {
+        assert_eq!(unit("hls/240p/index.m3u8"), "hls/240p");
+        assert_eq!(unit("hls/master.m3u8"), "hls/master.m3u8");
+        assert_eq!(unit("poster.jpg"), "poster.jpg");
+    }
+
+    #[test]
+    fn listings_hash_files_and_skip_work_directories() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let dir = media_dir(data.path(), MediaId(4));
+        std::fs::create_dir_all(dir.join("hls/240p")).expect("dirs");
+        std::fs::create_dir_all(dir.join(".work/hls")).expect("dirs");
+        std::fs::write(dir.join("hls/240p/init.mp4"), b"init").expect("write");
+        std::fs::write(dir.join("hls/master.m3u8"), b"#EXTM3U\n").expect("write");
+        std::fs::write(dir.join(".work/hls/partial"), b"half").expect("write");
+        let cache = HashCache::default();
+        let listing = list_published(data.path(), MediaId(4), &cache).expect("list");
+        let paths: Vec<&str> = listing.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["hls/240p/init.mp4", "hls/master.m3u8"]);
+        assert_eq!(listing.files[0].sha256, hex::encode(Sha256::digest(b"init")));
+        // The cache answers while size and time hold; a change is seen.
+        std::fs::write(dir.join("hls/master.m3u8"), b"#EXTM3U\n#EXT-X-VERSION:7\n").expect("write");
+        let again = list_published(data.path(), MediaId(4), &cache).expect("list");
+        assert_eq!(again.files[1].sha256, hex::encode(Sha256::digest(b"#EXTM3U\n#EXT-X-VERSION:7\n")));
+    }
+}
