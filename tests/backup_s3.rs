@@ -9,10 +9,11 @@ mod backup_support;
 mod common;
 mod ingest_support;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backup_support::upload;
@@ -175,18 +176,17 @@ async fn keys(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
 /// Wait until the bucket holds `key` and it hashes to `hex`.
 async fn wait_for_object(store: &Arc<dyn ObjectStore>, key: &str, hex: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
-    let mut last = String::new();
     loop {
-        match store.get(&ObjectPath::from(key)).await {
+        let last = match store.get(&ObjectPath::from(key)).await {
             Ok(got) => {
                 let bytes = got.bytes().await.expect("read the object");
                 if sha256_hex(&bytes) == hex {
                     return;
                 }
-                last = format!("{} bytes hashing to {}", bytes.len(), sha256_hex(&bytes));
+                format!("{} bytes hashing to {}", bytes.len(), sha256_hex(&bytes))
             }
-            Err(e) => last = e.to_string(),
-        }
+            Err(e) => e.to_string(),
+        };
         assert!(Instant::now() < deadline, "no intact {key} in the bucket after {limit:?}: {last}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -265,18 +265,93 @@ async fn database_media_and_files_go_to_s3_and_restore_exactly() {
     let empty = cli(&moto.endpoint(), &["backup", "list", "--from", &format!("s3://{BUCKET}/other")]);
     assert!(empty.status.success() && text(&empty.stdout).contains("No database backup"), "{}", text(&empty.stdout));
 
+    // A plain-http endpoint without AWS_ALLOW_HTTP is refused up front, naming the setting.
+    let mut c = common::reelbox();
+    s3_env(&mut c, &moto.endpoint());
+    let refused = c.env_remove("AWS_ALLOW_HTTP").args(["backup", "list", "--from", &url]).output().expect("run");
+    let err = text(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("AWS_ALLOW_HTTP=true"), "{err}");
+
     wait_for_metric(&admin, "reelbox_replication_target_failing 0", Duration::from_secs(10)).await;
     let browser = server.browser_login("ada", common::PASSWORD).await;
     let page = browser.get("/admin").await.text().await.expect("dashboard");
     assert!(page.contains("Database in the target") && page.contains("transaction "), "{page}");
+    assert!(page.contains(&url), "the target named as configured, {url}: {page}");
     assert!(!page.contains("backup target is failing") && !page.contains("Copying media"), "{page}");
+}
+
+/// A loopback TCP relay in front of moto that can be cut (listener closed, open connections shut
+/// down) and opened again on the same port: the target goes away mid-run and comes back with
+/// everything it held, which moto restarted could not do (it keeps its state in memory).
+struct Relay {
+    port: u16,
+    upstream: u16,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn new(port: u16, upstream: u16) -> Relay {
+        Relay { port, upstream, stop: Arc::default(), conns: Arc::default(), accept: None }
+    }
+
+    fn open(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("relay port");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = stop.clone();
+        let (conns, upstream) = (self.conns.clone(), self.upstream);
+        self.accept = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else { continue };
+                if let Ok(mut open) = conns.lock() {
+                    open.extend([c2, s2]);
+                }
+                for (mut from, mut to) in [(client.try_clone(), server.try_clone()), (server.try_clone(), client.try_clone())]
+                    .into_iter()
+                    .filter_map(|(a, b)| a.ok().zip(b.ok()))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        }));
+    }
+
+    fn cut(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        if let Ok(mut open) = self.conns.lock() {
+            for c in open.drain(..) {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    // Nothing listens on the endpoint's port yet: the target is away from the start.
+    // The server's endpoint is a relay's port, and nothing listens there yet: the target is
+    // away from the start.
     let port = free_port();
     let url = format!("s3://{BUCKET}/school");
     let server = start(&data, dir.path(), &endpoint(port), &url);
@@ -286,7 +361,7 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     let (_, hex) = upload(&admin, cat, "away.pdf", pdf(9, 300_000)).await;
 
     let t0 = Instant::now();
-    wait_for_metric(&admin, "reelbox_replication_target_failing 1", Duration::from_secs(60)).await;
+    wait_for_metric(&admin, "reelbox_replication_target_failing 1", Duration::from_secs(30)).await;
     let noticed = t0.elapsed();
     let browser = server.browser_login("ada", common::PASSWORD).await;
     let page = browser.get("/admin").await.text().await.expect("dashboard");
@@ -298,14 +373,16 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     assert!(text(&r.stderr).contains("backup target"), "{}", text(&r.stderr));
 
     // The target appears (empty, as a new bucket would be); writes went on meanwhile.
-    let moto = Moto::start(port, dir.path());
+    let moto = Moto::start(free_port(), dir.path());
     moto.create_bucket(BUCKET).await;
+    let mut relay = Relay::new(port, moto.port);
+    relay.open();
     let t1 = Instant::now();
     some_writes(&admin, "After").await;
     let store = bucket(&moto.endpoint());
     wait_for_object(&store, &media_key("school", &hex), &hex, Duration::from_secs(120)).await;
     let live = data.join("reelbox.db");
-    restore_until_live(&moto.endpoint(), &url, &live, &dir.path().join("restored.db"), Duration::from_secs(120));
+    restore_until_live(&endpoint(port), &url, &live, &dir.path().join("restored.db"), Duration::from_secs(120));
     let caught_up = t1.elapsed();
     wait_for_metric(&admin, "reelbox_replication_target_failing 0", Duration::from_secs(30)).await;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -313,10 +390,25 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
         assert!(Instant::now() < deadline, "the server files never reached the bucket");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    eprintln!("target failure visible after {noticed:?}; caught up {caught_up:?} after the target appeared");
 
-    // A new write after the catch-up restores exactly too.
-    some_writes(&admin, "Later").await;
-    restore_until_live(&moto.endpoint(), &url, &live, &dir.path().join("later.db"), Duration::from_secs(60));
+    // Away again mid-run, with everything it held: writes and an upload go on, the failure shows.
+    relay.cut();
+    let t2 = Instant::now();
+    let cat = some_writes(&admin, "Cut").await;
+    let (_, hex2) = upload(&admin, cat, "cut.pdf", pdf(10, 350_000)).await;
+    wait_for_metric(&admin, "reelbox_replication_target_failing 1", Duration::from_secs(30)).await;
+    let noticed_again = t2.elapsed();
+    relay.open();
+    let t3 = Instant::now();
+    wait_for_object(&store, &media_key("school", &hex2), &hex2, Duration::from_secs(120)).await;
+    restore_until_live(&endpoint(port), &url, &live, &dir.path().join("after-cut.db"), Duration::from_secs(120));
+    let caught_up_again = t3.elapsed();
+    wait_for_metric(&admin, "reelbox_replication_target_failing 0", Duration::from_secs(30)).await;
+    eprintln!(
+        "target failure visible after {noticed:?} (away from the start) and {noticed_again:?} (cut mid-run); \
+         caught up {caught_up:?} after it appeared and {caught_up_again:?} after it came back"
+    );
+    let listed = cli(&endpoint(port), &["backup", "list", "--from", &url]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
     drop(server);
 }

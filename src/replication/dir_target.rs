@@ -205,11 +205,13 @@ mod tests {
         let err = target::put(&t, &ObjectPath::from("media/ab/abcd"), vec![9; 10]).await.expect_err("no directory");
         assert!(err.to_string().contains("media/ab/abcd"), "{err}");
 
-        // The media backup's multipart path fails the same way (its parts go to a staging file).
-        let mut upload = t.put_multipart_opts(&ObjectPath::from("media/cd/cdef"), Default::default()).await;
-        if let Ok(u) = upload.as_mut() {
-            let _ = u.put_part(PutPayload::from(vec![1u8; 10])).await;
-            assert!(u.complete().await.is_err(), "a multipart upload into a file is refused");
+        // The media backup's multipart path fails the same way.
+        let multipart = async {
+            let mut upload = t.put_multipart_opts(&ObjectPath::from("media/cd/cdef"), Default::default()).await?;
+            upload.put_part(PutPayload::from(vec![1u8; 10])).await?;
+            upload.complete().await
         }
+        .await;
+        assert!(multipart.is_err(), "a multipart upload with nowhere to go: {multipart:?}");
     }
 }
