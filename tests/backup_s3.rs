@@ -202,7 +202,10 @@ async fn wait_for_metric(api: &Api, line: &str, limit: Duration) {
         assert!(
             Instant::now() < deadline,
             "/metrics never had {line:?} within {limit:?}:\n{}",
-            body.lines().filter(|l| l.contains("backup") || l.contains("target")).collect::<Vec<_>>().join("\n")
+            body.lines()
+                .filter(|l| l.contains("backup") || l.contains("target"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -212,10 +215,16 @@ async fn some_writes(api: &Api, round: &str) -> i64 {
     let mut last = 0;
     for i in 0..4 {
         let body = json!({"name": format!("{round} {i}"), "description": "x".repeat(500 * i)});
-        last = api.call(Method::POST, "/api/v1/categories", Some(&body), 201).await["id"].as_i64().expect("id");
+        last =
+            api.call(Method::POST, "/api/v1/categories", Some(&body), 201).await["id"].as_i64().expect("id");
     }
-    api.call(Method::PATCH, &format!("/api/v1/categories/{last}"), Some(&json!({"name": format!("{round} renamed")})), 200)
-        .await;
+    api.call(
+        Method::PATCH,
+        &format!("/api/v1/categories/{last}"),
+        Some(&json!({"name": format!("{round} renamed")})),
+        200,
+    )
+    .await;
     last
 }
 
@@ -244,7 +253,13 @@ async fn database_media_and_files_go_to_s3_and_restore_exactly() {
         wait_for_object(&store, &media_key("school", hex), hex, Duration::from_secs(90)).await;
     }
     let live = data.join("reelbox.db");
-    restore_until_live(&moto.endpoint(), &url, &live, &dir.path().join("restored.db"), Duration::from_secs(90));
+    restore_until_live(
+        &moto.endpoint(),
+        &url,
+        &live,
+        &dir.path().join("restored.db"),
+        Duration::from_secs(90),
+    );
 
     // What is in the bucket: snapshots and records under the prefix, nothing outside it.
     let db_keys = keys(&store, "school/db").await;
@@ -263,12 +278,17 @@ async fn database_media_and_files_go_to_s3_and_restore_exactly() {
     assert!(listed.status.success() && out.contains("generation"), "{out}{}", text(&listed.stderr));
     // A prefix with nothing in it says so, rather than failing or listing the other one.
     let empty = cli(&moto.endpoint(), &["backup", "list", "--from", &format!("s3://{BUCKET}/other")]);
-    assert!(empty.status.success() && text(&empty.stdout).contains("No database backup"), "{}", text(&empty.stdout));
+    assert!(
+        empty.status.success() && text(&empty.stdout).contains("No database backup"),
+        "{}",
+        text(&empty.stdout)
+    );
 
     // A plain-http endpoint without AWS_ALLOW_HTTP is refused up front, naming the setting.
     let mut c = common::reelbox();
     s3_env(&mut c, &moto.endpoint());
-    let refused = c.env_remove("AWS_ALLOW_HTTP").args(["backup", "list", "--from", &url]).output().expect("run");
+    let refused =
+        c.env_remove("AWS_ALLOW_HTTP").args(["backup", "list", "--from", &url]).output().expect("run");
     let err = text(&refused.stderr);
     assert!(!refused.status.success() && err.contains("AWS_ALLOW_HTTP=true"), "{err}");
 
@@ -314,9 +334,10 @@ impl Relay {
                 if let Ok(mut open) = conns.lock() {
                     open.extend([c2, s2]);
                 }
-                for (mut from, mut to) in [(client.try_clone(), server.try_clone()), (server.try_clone(), client.try_clone())]
-                    .into_iter()
-                    .filter_map(|(a, b)| a.ok().zip(b.ok()))
+                for (mut from, mut to) in
+                    [(client.try_clone(), server.try_clone()), (server.try_clone(), client.try_clone())]
+                        .into_iter()
+                        .filter_map(|(a, b)| a.ok().zip(b.ok()))
                 {
                     std::thread::spawn(move || {
                         let _ = std::io::copy(&mut from, &mut to);
@@ -368,7 +389,10 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     assert!(page.contains("The backup target is failing"), "{page}");
     assert!(page.contains("Copying media or server files failed"), "{page}");
     // A restore from the unreachable target fails, and says it is the target.
-    let r = cli(&endpoint(port), &["restore", "--from", &url, "--output", dir.path().join("x.db").to_str().expect("utf-8")]);
+    let r = cli(
+        &endpoint(port),
+        &["restore", "--from", &url, "--output", dir.path().join("x.db").to_str().expect("utf-8")],
+    );
     assert!(!r.status.success(), "a restore from nowhere");
     assert!(text(&r.stderr).contains("backup target"), "{}", text(&r.stderr));
 
@@ -382,7 +406,13 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     let store = bucket(&moto.endpoint());
     wait_for_object(&store, &media_key("school", &hex), &hex, Duration::from_secs(120)).await;
     let live = data.join("reelbox.db");
-    restore_until_live(&endpoint(port), &url, &live, &dir.path().join("restored.db"), Duration::from_secs(120));
+    restore_until_live(
+        &endpoint(port),
+        &url,
+        &live,
+        &dir.path().join("restored.db"),
+        Duration::from_secs(120),
+    );
     let caught_up = t1.elapsed();
     wait_for_metric(&admin, "reelbox_replication_target_failing 0", Duration::from_secs(30)).await;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -401,7 +431,13 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     relay.open();
     let t3 = Instant::now();
     wait_for_object(&store, &media_key("school", &hex2), &hex2, Duration::from_secs(120)).await;
-    restore_until_live(&endpoint(port), &url, &live, &dir.path().join("after-cut.db"), Duration::from_secs(120));
+    restore_until_live(
+        &endpoint(port),
+        &url,
+        &live,
+        &dir.path().join("after-cut.db"),
+        Duration::from_secs(120),
+    );
     let caught_up_again = t3.elapsed();
     wait_for_metric(&admin, "reelbox_replication_target_failing 0", Duration::from_secs(30)).await;
     eprintln!(

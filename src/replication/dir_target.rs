@@ -98,9 +98,11 @@ impl ObjectStore for DirTarget {
                 async move {
                     let file = file?;
                     let Some(parent) = file.parent().map(Path::to_path_buf) else { return Ok(location) };
-                    tokio::task::spawn_blocking(move || sync_dir(&parent).map_err(|e| sync_error(&parent, e)))
-                        .await
-                        .map_err(|e| object_store::Error::JoinError { source: e })??;
+                    tokio::task::spawn_blocking(move || {
+                        sync_dir(&parent).map_err(|e| sync_error(&parent, e))
+                    })
+                    .await
+                    .map_err(|e| object_store::Error::JoinError { source: e })??;
                     Ok(location)
                 }
             })
@@ -175,7 +177,8 @@ mod tests {
         let file = dir.path().join("db/gen/records/0000000000000001-0000000000000002.rec");
         assert_eq!(std::fs::read(&file).expect("on disk"), bytes);
         // No temporary file is left beside it.
-        let names: Vec<_> = std::fs::read_dir(file.parent().expect("parent")).expect("dir").flatten().collect();
+        let names: Vec<_> =
+            std::fs::read_dir(file.parent().expect("parent")).expect("dir").flatten().collect();
         assert_eq!(names.len(), 1, "{names:?}");
         target::delete(&t, &key).await.expect("delete");
         assert!(!file.exists());
@@ -202,12 +205,14 @@ mod tests {
         let (_, t) = open(&root);
         std::fs::remove_dir(&root).expect("remove the target");
         std::fs::write(&root, b"not a directory").expect("file instead");
-        let err = target::put(&t, &ObjectPath::from("media/ab/abcd"), vec![9; 10]).await.expect_err("no directory");
+        let err =
+            target::put(&t, &ObjectPath::from("media/ab/abcd"), vec![9; 10]).await.expect_err("no directory");
         assert!(err.to_string().contains("media/ab/abcd"), "{err}");
 
         // The media backup's multipart path fails the same way.
         let multipart = async {
-            let mut upload = t.put_multipart_opts(&ObjectPath::from("media/cd/cdef"), Default::default()).await?;
+            let mut upload =
+                t.put_multipart_opts(&ObjectPath::from("media/cd/cdef"), Default::default()).await?;
             upload.put_part(PutPayload::from(vec![1u8; 10])).await?;
             upload.complete().await
         }

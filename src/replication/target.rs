@@ -61,7 +61,9 @@ pub fn open_url(url: &str) -> Result<Target, ReplicationError> {
         .ok_or_else(|| ReplicationError::Target(format!("backup.url must start with s3:// (got {url})")))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(ReplicationError::Target(format!("backup.url {url} names no bucket (s3://bucket/prefix)")));
+        return Err(ReplicationError::Target(format!(
+            "backup.url {url} names no bucket (s3://bucket/prefix)"
+        )));
     }
     let builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_default();
