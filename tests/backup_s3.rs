@@ -30,6 +30,20 @@ const BUCKET: &str = "reelbox-backups";
 const KEY_ID: &str = "reelbox-test";
 const SECRET: &str = "reelbox-test-secret";
 
+/// Fails the test, saying how to install it, when moto's server is missing.
+fn require_moto() {
+    let present = Command::new("python3")
+        .args(["-c", "import moto.server, flask, werkzeug"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        present,
+        "this test runs a real S3-compatible server, moto's (PyPI `moto[server]`) under python3, \
+         which is missing: install it with `python3 -m pip install 'moto[server]'` \
+         (or run `bash tests/run.sh --install-only`)"
+    );
+}
+
 /// `python3 -m moto.server` on 127.0.0.1:`port`, killed when dropped. Its state is in memory only.
 struct Moto {
     child: Child,
@@ -38,16 +52,7 @@ struct Moto {
 
 impl Moto {
     fn start(port: u16, logs: &Path) -> Moto {
-        let present = Command::new("python3")
-            .args(["-c", "import moto.server, flask, werkzeug"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            present,
-            "this test runs a real S3-compatible server, moto's (PyPI `moto[server]`) under python3, \
-             which is missing: install it with `python3 -m pip install 'moto[server]'` \
-             (or run `bash tests/run.sh --install-only`)"
-        );
+        require_moto();
         let log = std::fs::File::create(logs.join(format!("moto-{port}.log"))).expect("moto log");
         let mut child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -371,6 +376,7 @@ impl Drop for Relay {
 async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    require_moto();
     // The server's endpoint is a relay's port, and nothing listens there yet: the target is
     // away from the start.
     let port = free_port();
