@@ -216,6 +216,21 @@ async fn wait_for_metric(api: &Api, line: &str, limit: Duration) {
     }
 }
 
+/// Wait until the dashboard shows no backup alarm: the target is back and the copies went through.
+async fn wait_for_no_alarm(browser: &common::Browser, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let page = browser.get("/admin").await.text().await.expect("dashboard");
+        if !page.contains("The backup target is failing")
+            && !page.contains("Copying media or server files failed")
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the dashboard still has a backup alarm after {limit:?}: {page}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn some_writes(api: &Api, round: &str) -> i64 {
     let mut last = 0;
     for i in 0..4 {
@@ -426,6 +441,7 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
         assert!(Instant::now() < deadline, "the server files never reached the bucket");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    wait_for_no_alarm(&browser, Duration::from_secs(60)).await;
 
     // Away again mid-run, with everything it held: writes and an upload go on, the failure shows.
     relay.cut();
@@ -434,6 +450,9 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     let (_, hex2) = upload(&admin, cat, "cut.pdf", pdf(10, 350_000)).await;
     wait_for_metric(&admin, "reelbox_replication_target_failing 1", Duration::from_secs(30)).await;
     let noticed_again = t2.elapsed();
+    let page = browser.get("/admin").await.text().await.expect("dashboard");
+    assert!(page.contains("The backup target is failing"), "{page}");
+    assert!(page.contains("Copying media or server files failed"), "{page}");
     relay.open();
     let t3 = Instant::now();
     wait_for_object(&store, &media_key("school", &hex2), &hex2, Duration::from_secs(120)).await;
@@ -446,6 +465,7 @@ async fn an_unreachable_s3_target_fails_loudly_then_everything_catches_up() {
     );
     let caught_up_again = t3.elapsed();
     wait_for_metric(&admin, "reelbox_replication_target_failing 0", Duration::from_secs(30)).await;
+    wait_for_no_alarm(&browser, Duration::from_secs(60)).await;
     eprintln!(
         "target failure visible after {noticed:?} (away from the start) and {noticed_again:?} (cut mid-run); \
          caught up {caught_up:?} after it appeared and {caught_up_again:?} after it came back"
