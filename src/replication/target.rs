@@ -73,8 +73,8 @@ pub fn open_url(url: &str) -> Result<Target, ReplicationError> {
     if endpoint.starts_with("http://") && !allow_http {
         // object_store would refuse every request with a message that names no setting.
         return Err(ReplicationError::Target(format!(
-            "AWS_ENDPOINT is {endpoint} (plain http): set AWS_ALLOW_HTTP=true to send backups \
-             unencrypted (a trusted network only), or give an https:// endpoint"
+            "the S3 endpoint (AWS_ENDPOINT) is {endpoint}, plain http: set AWS_ALLOW_HTTP=true to \
+             send backups unencrypted (a trusted network only), or give an https:// endpoint"
         )));
     }
     // The uploader and the media backup retry on their own (with backoff, the spool keeping
