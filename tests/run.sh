@@ -72,6 +72,13 @@ if ! python3 -c 'import tusclient' 2>/dev/null; then
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages tuspy
 fi
 
+# The S3-compatible server that tests/backup_s3.rs backs up to (PyPI `moto` with its server extra).
+if ! python3 -c 'import moto.server, flask, werkzeug' 2>/dev/null; then
+    echo "tests/run.sh: installing moto's S3 server: python3 -m pip install 'moto[server]'" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]'
+fi
+
 if $install_only; then
     exit 0
 fi

@@ -93,22 +93,33 @@ pub async fn backup_files(target: &Target, cfg: &Config, now: Timestamp) -> Resu
     Ok(day)
 }
 
-/// Once at start and then every few hours (a new day gets its copy).
+/// Once at start and then every few hours (a new day gets its copy). A failed copy (the target
+/// away) is tried again after 15 s, doubling to 10 minutes, not at the next 3-hourly tick.
 pub fn start(
     target: Target,
     cfg: Config,
     clock: crate::clock::Clock,
     status: super::StatusHandle,
 ) -> tokio::task::JoinHandle<()> {
+    use std::time::Duration;
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3 * 3600));
+        let mut tick = tokio::time::interval(Duration::from_secs(3 * 3600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match backup_files(&target, &cfg, clock.now()).await {
-                Ok(day) => status.update(|s| s.last_files_backup = Some(day)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not copy the server files to the backup target");
-                    status.failed(clock.now(), &e);
+            let mut retry_in = Duration::from_secs(15);
+            loop {
+                match backup_files(&target, &cfg, clock.now()).await {
+                    Ok(day) => {
+                        status.update(|s| s.last_files_backup = Some(day));
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_s = retry_in.as_secs(), "could not copy the server files to the backup target");
+                        status.failed(clock.now(), &e);
+                        tokio::time::sleep(retry_in).await;
+                        retry_in = (retry_in * 2).min(Duration::from_secs(600));
+                    }
                 }
             }
         }

@@ -390,14 +390,19 @@ async fn run(ctx: Ctx, mut events: tokio::sync::broadcast::Receiver<StoreEvent>)
             }
             _ = poll.tick() => {
                 let pending: Vec<(Sha256, u64)> = retry.iter().map(|(h, n)| (*h, *n)).collect();
-                for (hash, size) in pending {
-                    if copy_blob(&ctx, &hash).await.is_ok() {
-                        retry.remove(&hash);
+                for (hash, size) in &pending {
+                    if copy_blob(&ctx, hash).await.is_ok() {
+                        retry.remove(hash);
                         ctx.status.update(|s| {
                             s.pending = s.pending.saturating_sub(1);
-                            s.pending_bytes = s.pending_bytes.saturating_sub(size);
+                            s.pending_bytes = s.pending_bytes.saturating_sub(*size);
                         });
                     }
+                }
+                if !pending.is_empty() && retry.is_empty() {
+                    // The target is back: a walk now catches whatever else it missed and, when it
+                    // goes through, clears the dashboard's alarm (not an hour later).
+                    walk.reset_immediately();
                 }
                 let since = published_since;
                 published_since = ctx.clock.now();

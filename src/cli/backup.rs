@@ -1,4 +1,4 @@
-//! `reelbox backup list --from DIR` and `reelbox backup checksum --db FILE`.
+//! `reelbox backup list --from DIR|s3://bucket/prefix` and `reelbox backup checksum --db FILE`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +11,8 @@ use crate::replication::{restore, state_checksum, target};
 pub enum BackupCommand {
     /// Show the generations, snapshots and the restorable time range in a backup target.
     List {
-        /// The backup directory (as given to `serve --backup-dir`).
+        /// The backup directory (as given to `serve --backup-dir`), or `s3://bucket/prefix` (the
+        /// endpoint and credentials from the `AWS_*` environment variables, as for `serve`).
         #[arg(long)]
         from: PathBuf,
     },
@@ -30,10 +31,7 @@ fn fail(message: String) -> ExitCode {
 pub fn run(command: &BackupCommand) -> Result<ExitCode, ExitCode> {
     match command {
         BackupCommand::List { from } => {
-            if !from.is_dir() {
-                return Err(fail(format!("{} is not a directory", from.display())));
-            }
-            let target = target::open_dir(from).map_err(|e| fail(e.to_string()))?;
+            let target = target::open_location(from).map_err(|e| fail(e.to_string()))?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

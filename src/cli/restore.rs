@@ -1,4 +1,4 @@
-//! `reelbox restore --from DIR [--at RFC3339] --output FILE`, or into a data directory
+//! `reelbox restore --from DIR|s3://bucket/prefix [--at RFC3339] --output FILE`, or into a data directory
 //! (`--data DIR`, the service stopped), keeping the replaced database aside.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,8 @@ use crate::replication::{restore, target};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// The backup directory (as given to `serve --backup-dir`).
+    /// The backup directory (as given to `serve --backup-dir`), or `s3://bucket/prefix` (the
+    /// endpoint and credentials from the `AWS_*` environment variables, as for `serve`).
     #[arg(long)]
     pub from: PathBuf,
     /// Restore the database as it was at this time (RFC 3339, e.g. 2026-03-01T14:30:00Z); latest when absent.
@@ -76,10 +77,7 @@ pub fn run(args: &RestoreArgs, data_dir: Option<&Path>) -> Result<ExitCode, Exit
             ));
         }
     };
-    if !args.from.is_dir() {
-        return Err(fail(format!("{} is not a directory", args.from.display())));
-    }
-    let target = target::open_dir(&args.from).map_err(|e| fail(e.to_string()))?;
+    let target = target::open_location(&args.from).map_err(|e| fail(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -140,9 +140,7 @@ mod tests {
     #[tokio::test]
     async fn small_records_merge_into_one_that_holds_every_transaction() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let t: Target = std::sync::Arc::new(
-            object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("target"),
-        );
+        let t: Target = target::open_dir(dir.path()).expect("target");
         let g: GenerationId = "0000019a0000000011111111".parse().expect("generation");
         for txid in 1..=10u64 {
             put_record(&t, &g, txid, txid).await;

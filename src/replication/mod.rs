@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod compact;
+pub mod dir_target;
 pub mod notify;
 mod prune;
 pub mod record;

@@ -84,9 +84,7 @@ mod tests {
     #[tokio::test]
     async fn keeps_exactly_what_the_oldest_restorable_moment_needs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let t: Target = std::sync::Arc::new(
-            object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("target"),
-        );
+        let t: Target = target::open_dir(dir.path()).expect("target");
         let (g1, g2, g3): (GenerationId, GenerationId, GenerationId) = (
             "1111019a0000000011111111".parse().expect("g1"),
             "2222019a0000000022222222".parse().expect("g2"),

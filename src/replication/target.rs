@@ -27,21 +27,66 @@ pub fn open(cfg: &Config) -> Result<Option<Target>, ReplicationError> {
     }
 }
 
+/// A directory target whose writes and deletes are synced to disk (see `dir_target`).
 pub fn open_dir(dir: &std::path::Path) -> Result<Target, ReplicationError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReplicationError::Io { path: dir.into(), source })?;
-    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-        .map_err(|e| ReplicationError::Target(format!("cannot open {}: {e}", dir.display())))?;
-    Ok(Arc::new(fs))
+    Ok(Arc::new(super::dir_target::DirTarget::open(dir)?))
 }
 
+/// What `backup list --from` and `restore --from` read: `s3://bucket/prefix`, or an existing
+/// directory.
+pub fn open_location(from: &std::path::Path) -> Result<Target, ReplicationError> {
+    if let Some(url) = from.to_str().filter(|s| s.starts_with("s3://")) {
+        return open_url(url);
+    }
+    if !from.is_dir() {
+        return Err(ReplicationError::Target(format!(
+            "{} is not a directory (give the backup directory, or s3://bucket/prefix)",
+            from.display()
+        )));
+    }
+    open_dir(from)
+}
+
+/// `s3://bucket/prefix`, with the endpoint, region and credentials from the environment
+/// variables `object_store` reads: `AWS_ENDPOINT` (or `AWS_ENDPOINT_URL`) for S3-compatible
+/// storage, `AWS_ALLOW_HTTP=true` for a plain-http endpoint, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`.
 #[cfg(feature = "aws")]
 pub fn open_url(url: &str) -> Result<Target, ReplicationError> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
+
     let rest = url
         .strip_prefix("s3://")
         .ok_or_else(|| ReplicationError::Target(format!("backup.url must start with s3:// (got {url})")))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let s3 = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
+    if bucket.is_empty() {
+        return Err(ReplicationError::Target(format!(
+            "backup.url {url} names no bucket (s3://bucket/prefix)"
+        )));
+    }
+    let builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_default();
+    let allow_http = builder
+        .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if endpoint.starts_with("http://") && !allow_http {
+        // object_store would refuse every request with a message that names no setting.
+        return Err(ReplicationError::Target(format!(
+            "the S3 endpoint (AWS_ENDPOINT) is {endpoint}, plain http: set AWS_ALLOW_HTTP=true to \
+             send backups unencrypted (a trusted network only), or give an https:// endpoint"
+        )));
+    }
+    // The uploader and the media backup retry on their own (with backoff, the spool keeping
+    // everything meanwhile); object_store's default (ten retries, up to three minutes per request)
+    // would hide an unreachable target from the dashboard for minutes.
+    let retry = RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(20),
+    };
+    let s3 = builder
+        .with_retry(retry)
         .build()
         .map_err(|e| ReplicationError::Target(format!("cannot open {url}: {e}")))?;
     let store: Target = Arc::new(s3);

@@ -172,8 +172,15 @@ async fn backup_view(app: &App) -> BackupView {
         }
     } else if v.target.is_none() && !app.replica.accepts_writes() {
         // A replica copies nothing itself; its primary does.
-        v.target =
-            app.config.backup.dir.as_ref().map(|d| d.display().to_string()).or(app.config.backup.url.clone());
+        v.target = configured_target(&app.config);
+    }
+    if v.target.is_some() {
+        // As the administrator wrote it: the storage client calls an S3 target by its prefix only.
+        v.target = configured_target(&app.config).or(v.target);
     }
     v
+}
+
+fn configured_target(cfg: &crate::config::Config) -> Option<String> {
+    cfg.backup.dir.as_ref().map(|d| d.display().to_string()).or(cfg.backup.url.clone())
 }
