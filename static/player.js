@@ -64,7 +64,9 @@
         init: null,
       });
     }
-    rungs.sort(function (x, y) { return x.bandwidth - y.bandwidth; });
+    // By picture size, then bit rate: the rung packaged from the source as it is may declare
+    // fewer bits than a smaller encoded one, and auto (the last rung that fits) must still climb to it.
+    rungs.sort(function (x, y) { return x.height - y.height || x.bandwidth - y.bandwidth; });
     return rungs;
   }
 
