@@ -52,8 +52,9 @@ async fn first_run_setup_then_a_grant_lets_a_pupil_see_a_category() {
     println!("screenshots and logs: {}", dir.display());
 
     let server = Server::start(&dir.join("reelbox.log")).expect("start reelbox serve");
-    let driver =
-        Driver::start(BrowserKind::Chromium, &chromedriver, &dir.join("chromedriver.log")).await.expect("start chromedriver");
+    let driver = Driver::start(BrowserKind::Chromium, &chromedriver, &dir.join("chromedriver.log"))
+        .await
+        .expect("start chromedriver");
     let admin = Browser::start(BrowserKind::Chromium, &driver.url, &chromium, "admin", &server.base)
         .await
         .expect("start the admin's browser");

@@ -279,20 +279,22 @@ async fn scenario(b: &Browser, id: i64) -> Result<()> {
     let tile = wait_until(
         b,
         "a thumbnail over the seek bar, its image loaded",
-        "const p = document.querySelector('.player-preview'), i = document.querySelector('.player-preview-image');
-         const url = (/url\(\"?([^\")]+)/.exec(i.style.backgroundImage) || [])[1];
+        r#"const p = document.querySelector('.player-preview'), i = document.querySelector('.player-preview-image');
+         const url = (/url\("?([^")]+)/.exec(i.style.backgroundImage) || [])[1];
          if (p.hidden || !url) return null;
          const abs = new URL(url, location.href).href;
          const got = performance.getEntriesByType('resource').find(e => e.name === abs);
          if (!got) return null;
-         return {url: abs, status: got.responseStatus, at: document.querySelector('.player-preview-time').textContent};",
+         return {url: abs, status: got.responseStatus, at: document.querySelector('.player-preview-time').textContent};"#,
         10,
     )
     .await?;
     // A quarter of the bar right of its middle: three quarters of the clip.
     let at = tile["at"].as_str().and_then(|t| t.strip_prefix("0:")).and_then(|s| s.parse::<f64>().ok());
     let expected = f64::from(CLIP_SECONDS) * 0.75;
-    if !at.is_some_and(|at| (at - expected).abs() <= 2.0) || !matches!(tile["status"].as_u64(), None | Some(200)) {
+    if !at.is_some_and(|at| (at - expected).abs() <= 2.0)
+        || !matches!(tile["status"].as_u64(), None | Some(200))
+    {
         return Err(format!("{name}: the thumbnail should be of {expected} s and load: {tile}"));
     }
 
@@ -327,8 +329,13 @@ async fn scenario(b: &Browser, id: i64) -> Result<()> {
 
     // The embed page plays the same way (the same session, as on a site of the same school).
     b.goto(&format!("/embed/{id}")).await?;
-    wait_until(b, "the embedded player", "return document.getElementById('player').dataset.engine || null;", 15)
-        .await?;
+    wait_until(
+        b,
+        "the embedded player",
+        "return document.getElementById('player').dataset.engine || null;",
+        15,
+    )
+    .await?;
     b.execute(&format!("{MEDIA}.muted = true;"), vec![]).await?;
     let play = b.find(".player-play").await?;
     b.click(&play).await?;

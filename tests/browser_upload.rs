@@ -284,9 +284,12 @@ async fn in_the_browser(transcode: bool, scenario: impl AsyncFnOnce(&Ctx<'_>) ->
     let grants = json!([{"username": "tess", "role": "contribute"}]);
     admin.call(Method::PUT, &format!("/api/v1/categories/{category}/grants"), Some(&grants), 204).await;
 
-    let driver =
-        Driver::start(BrowserKind::Chromium, &chromedriver, &dir.join("chromedriver.log")).await.expect("chromedriver");
-    let browser = Browser::start(BrowserKind::Chromium, &driver.url, &chromium, "teacher", &server.base).await.expect("Chromium");
+    let driver = Driver::start(BrowserKind::Chromium, &chromedriver, &dir.join("chromedriver.log"))
+        .await
+        .expect("chromedriver");
+    let browser = Browser::start(BrowserKind::Chromium, &driver.url, &chromium, "teacher", &server.base)
+        .await
+        .expect("Chromium");
     let ctx = Ctx { browser: &browser, teacher, admin, category, shots: dir.clone() };
     let outcome = scenario(&ctx).await;
     if outcome.is_err() {

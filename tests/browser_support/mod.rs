@@ -85,7 +85,9 @@ impl BrowserKind {
     /// install it when it is missing.
     pub fn require_driver(self) -> PathBuf {
         match self {
-            BrowserKind::Chromium => require_tool("REELBOX_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver"),
+            BrowserKind::Chromium => {
+                require_tool("REELBOX_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
+            }
             BrowserKind::Firefox => {
                 // Where `cargo install geckodriver` puts it.
                 let cargo_home = std::env::var_os("CARGO_HOME")
@@ -144,7 +146,8 @@ impl Driver {
             BrowserKind::Firefox => {
                 // geckodriver (and the Firefox it starts) log to its stdout and stderr. Without
                 // `--marionette-port` it lets Firefox pick a free one, so runs do not collide.
-                let file = std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+                let file = std::fs::File::create(log)
+                    .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
                 let copy = file.try_clone().map_err(|e| format!("cannot share {}: {e}", log.display()))?;
                 command
                     .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log", "info"])

@@ -125,9 +125,9 @@ impl Browser {
                     binary.display()
                 )
             })?;
-        let id = value["sessionId"].as_str().ok_or_else(|| {
-            format!("{} answered a new session without an id: {value}", kind.driver_name())
-        })?;
+        let id = value["sessionId"]
+            .as_str()
+            .ok_or_else(|| format!("{} answered a new session without an id: {value}", kind.driver_name()))?;
         Ok(Browser {
             name,
             kind,
