@@ -356,9 +356,14 @@
       return false;
     }
 
+    // Removing a <source> does not stop a load that already chose it: Firefox went on fetching
+    // the MP4 once `preload` changed, and its `loadedmetadata` took the resume seek meant for
+    // our stream. load() with no source left aborts that selection.
     function clearSources() {
       var s = media.querySelectorAll("source");
       for (var i = 0; i < s.length; i++) s[i].remove();
+      media.removeAttribute("src");
+      media.load();
     }
 
     if (!startPlayback()) {
