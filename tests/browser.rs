@@ -9,6 +9,8 @@
 //! Needs Debian's `chromium` and `chromium-driver`; honours REELBOX_CHROMEDRIVER and
 //! REELBOX_CHROMIUM. Without them the test fails and says how to install them.
 
+// Each browser test uses part of the shared support (this one: Chromium only, no hovering).
+#[allow(dead_code)]
 mod browser_support;
 
 use std::path::PathBuf;
