@@ -64,7 +64,9 @@
         init: null,
       });
     }
-    rungs.sort(function (x, y) { return x.bandwidth - y.bandwidth; });
+    // By picture size, then bit rate: the rung packaged from the source as it is may declare
+    // fewer bits than a smaller encoded one, and auto (the last rung that fits) must still climb to it.
+    rungs.sort(function (x, y) { return x.height - y.height || x.bandwidth - y.bandwidth; });
     return rungs;
   }
 
@@ -104,7 +106,10 @@
     this.rungs = [];
     this.current = -1;     // rung whose init is in the buffer
     this.manual = -1;      // -1 = auto
-    this.next = 0;         // index of the next segment to fetch
+    // Media time to fetch from next. A time, not a segment index: rungs need not share segment
+    // boundaries (one packaged from the source keeps the source's keyframes), so an index in
+    // one rung points elsewhere in another and would leave a gap the video stalls at.
+    this.nextTime = 0;
     this.busy = false;
     this.estimate = 0;     // bits per second, EWMA
     this.aheadSecs = 30;
@@ -163,9 +168,11 @@
     return best;
   };
 
-  MsePlayer.prototype.segmentAt = function (t) {
-    var segs = this.rungs[Math.max(this.current, 0)].segments;
-    for (var i = 0; i < segs.length; i++) if (t < segs[i].end) return i;
+  // The segment of `rung` to fetch for media time `t`: the first that runs past it (by more than
+  // a rounding error, so a segment ending at `t` is not fetched again).
+  MsePlayer.prototype.segmentAt = function (rung, t) {
+    var segs = rung.segments;
+    for (var i = 0; i < segs.length; i++) if (t + 0.01 < segs[i].end) return i;
     return segs.length;
   };
 
@@ -182,9 +189,9 @@
     this.busy = false;
     var t = this.media.currentTime, b = this.media.buffered;
     for (var i = 0; i < b.length; i++) {
-      if (t >= b.start(i) && t < b.end(i) - 0.5) { this.next = this.segmentAt(b.end(i) - 0.1); this.pump(); return; }
+      if (t >= b.start(i) && t < b.end(i) - 0.5) { this.nextTime = b.end(i) - 0.1; this.pump(); return; }
     }
-    this.next = this.segmentAt(t);
+    this.nextTime = t;
     this.ended = false;
     this.pump();
   };
@@ -199,7 +206,7 @@
     this.busy = true;
     var drop = function () {
       try { self.sb.remove(t + 1, Infinity); } catch (e) { self.busy = false; }
-      self.next = self.segmentAt(t + 1);
+      self.nextTime = t + 1;
       self.ended = false;
       self.busy = false;
     };
@@ -252,7 +259,8 @@
   MsePlayer.prototype.pump = function () {
     if (this.busy || !this.sb || this.sb.updating || this.ms.readyState === "closed") return;
     var rungIdx = this.pick(), rung = this.rungs[rungIdx];
-    if (this.next >= rung.segments.length) {
+    var segIdx = this.segmentAt(rung, this.nextTime);
+    if (segIdx >= rung.segments.length) {
       if (!this.ended && this.ms.readyState === "open") {
         this.ended = true;
         try { this.ms.endOfStream(); } catch (e) { /* already ended */ }
@@ -270,9 +278,9 @@
       step = this.fetchBytes(rung.init, gen).then(function (buf) { return self.append(buf, gen); })
         .then(function (ok) { if (ok) self.current = rungIdx; return false; });
     } else {
-      var seg = rung.segments[this.next];
+      var seg = rung.segments[segIdx];
       step = this.fetchBytes(seg.url, gen).then(function (buf) { return self.append(buf, gen); })
-        .then(function (ok) { if (ok) self.next++; return ok; });
+        .then(function (ok) { if (ok) self.nextTime = seg.end; return ok; });
     }
     step.then(function () {
       if (gen === self.generation) self.busy = false;
@@ -348,9 +356,14 @@
       return false;
     }
 
+    // Removing a <source> does not stop a load that already chose it: Firefox went on fetching
+    // the MP4 once `preload` changed, and its `loadedmetadata` took the resume seek meant for
+    // our stream. load() with no source left aborts that selection.
     function clearSources() {
       var s = media.querySelectorAll("source");
       for (var i = 0; i < s.length; i++) s[i].remove();
+      media.removeAttribute("src");
+      media.load();
     }
 
     if (!startPlayback()) {

@@ -9,13 +9,15 @@
 //! Needs Debian's `chromium` and `chromium-driver`; honours REELBOX_CHROMEDRIVER and
 //! REELBOX_CHROMIUM. Without them the test fails and says how to install them.
 
+// Each browser test uses part of the shared support (this one: Chromium only, no hovering).
+#[allow(dead_code)]
 mod browser_support;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use browser_support::webdriver::{Browser, Result, TAB};
-use browser_support::{ChromeDriver, Server, artifacts_dir, require_tool};
+use browser_support::{BrowserKind, Driver, Server, artifacts_dir};
 
 const ADMIN_USERNAME: &str = "ict.admin";
 const ADMIN_NAME: &str = "Alex Admin";
@@ -46,18 +48,19 @@ impl Shots {
 #[tokio::test]
 async fn first_run_setup_then_a_grant_lets_a_pupil_see_a_category() {
     let started = Instant::now();
-    let chromedriver = require_tool("REELBOX_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
-    let chromium = require_tool("REELBOX_CHROMIUM", "/usr/bin/chromium", "chromium");
+    let chromedriver = BrowserKind::Chromium.require_driver();
+    let chromium = BrowserKind::Chromium.require_browser();
     let dir = artifacts_dir();
     println!("screenshots and logs: {}", dir.display());
 
     let server = Server::start(&dir.join("reelbox.log")).expect("start reelbox serve");
-    let driver =
-        ChromeDriver::start(&chromedriver, &dir.join("chromedriver.log")).await.expect("start chromedriver");
-    let admin = Browser::start(&driver.url, &chromium, "admin", &server.base)
+    let driver = Driver::start(BrowserKind::Chromium, &chromedriver, &dir.join("chromedriver.log"))
+        .await
+        .expect("start chromedriver");
+    let admin = Browser::start(BrowserKind::Chromium, &driver.url, &chromium, "admin", &server.base)
         .await
         .expect("start the admin's browser");
-    let pupil = Browser::start(&driver.url, &chromium, "pupil", &server.base)
+    let pupil = Browser::start(BrowserKind::Chromium, &driver.url, &chromium, "pupil", &server.base)
         .await
         .expect("start the pupil's browser");
 

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use browser_support::webdriver::{Browser, Element, Result};
-use browser_support::{ChromeDriver, artifacts_dir, require_tool};
+use browser_support::{BrowserKind, Driver, artifacts_dir, require_tool};
 use common::{Api, PASSWORD, Server};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -258,8 +258,8 @@ static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 /// chromedriver; runs `scenario` and panics with its error and where the screenshots are.
 async fn in_the_browser(transcode: bool, scenario: impl AsyncFnOnce(&Ctx<'_>) -> Result<()>) {
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    let chromedriver = require_tool("REELBOX_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
-    let chromium = require_tool("REELBOX_CHROMIUM", "/usr/bin/chromium", "chromium");
+    let chromedriver = BrowserKind::Chromium.require_driver();
+    let chromium = BrowserKind::Chromium.require_browser();
     let dir = artifacts_dir();
     println!("screenshots and logs: {}", dir.display());
 
@@ -284,9 +284,12 @@ async fn in_the_browser(transcode: bool, scenario: impl AsyncFnOnce(&Ctx<'_>) ->
     let grants = json!([{"username": "tess", "role": "contribute"}]);
     admin.call(Method::PUT, &format!("/api/v1/categories/{category}/grants"), Some(&grants), 204).await;
 
-    let driver =
-        ChromeDriver::start(&chromedriver, &dir.join("chromedriver.log")).await.expect("chromedriver");
-    let browser = Browser::start(&driver.url, &chromium, "teacher", &server.base).await.expect("Chromium");
+    let driver = Driver::start(BrowserKind::Chromium, &chromedriver, &dir.join("chromedriver.log"))
+        .await
+        .expect("chromedriver");
+    let browser = Browser::start(BrowserKind::Chromium, &driver.url, &chromium, "teacher", &server.base)
+        .await
+        .expect("Chromium");
     let ctx = Ctx { browser: &browser, teacher, admin, category, shots: dir.clone() };
     let outcome = scenario(&ctx).await;
     if outcome.is_err() {

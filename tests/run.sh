@@ -12,6 +12,9 @@ cd "$repo_root"
 # Debian 12 (bookworm) package names. nginx-light is the basic nginx build; the benchmark
 # uses it as its static-file baseline. chromium-driver provides /usr/bin/chromedriver.
 packages=(chromium chromium-driver ffmpeg wrk nginx-light nodejs python3-pip)
+# tests/browser_player.rs also drives Firefox: firefox-esr decodes H.264/AAC through ffmpeg's
+# libavcodec. Its driver, geckodriver, is not packaged in Debian 12 (see below).
+packages+=(firefox-esr)
 # tests/installer.rs: shellcheck, `nft -c`, `systemd-analyze verify`, systemd-sysusers, openssl.
 packages+=(shellcheck nftables systemd openssl)
 # HTTPS tests (tests/tls*.rs): openssl s_client and curl as TLS peers, pebble as the ACME server.
@@ -79,6 +82,19 @@ if ! python3 -c 'import moto.server, flask, werkzeug' 2>/dev/null; then
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]'
 fi
 
+# geckodriver (the WebDriver server for Firefox) is published by Mozilla on crates.io; the first
+# build takes a few minutes, later runs find it in ~/.cargo/bin.
+geckodriver="${REELBOX_GECKODRIVER:-$(command -v geckodriver || true)}"
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+if [[ -z "$geckodriver" && -x "$cargo_bin/geckodriver" ]]; then
+    geckodriver="$cargo_bin/geckodriver"
+fi
+if [[ -z "$geckodriver" ]]; then
+    echo "tests/run.sh: installing geckodriver: cargo install --locked geckodriver" >&2
+    cargo install --locked --quiet geckodriver
+    geckodriver="$cargo_bin/geckodriver"
+fi
+
 if $install_only; then
     exit 0
 fi
@@ -86,6 +102,8 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reelbox-target}"
 export REELBOX_CHROMEDRIVER="${REELBOX_CHROMEDRIVER:-/usr/bin/chromedriver}"
 export REELBOX_CHROMIUM="${REELBOX_CHROMIUM:-/usr/bin/chromium}"
+export REELBOX_GECKODRIVER="${REELBOX_GECKODRIVER:-$geckodriver}"
+export REELBOX_FIREFOX="${REELBOX_FIREFOX:-/usr/bin/firefox-esr}"
 
 status=0
 cargo test --workspace --all-features "$@" || status=$?

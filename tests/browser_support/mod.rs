@@ -1,10 +1,12 @@
-//! What the browser test runs against: the real reelbox binary, chromedriver and Chromium.
-//! Each process is ended when its guard is dropped, so a failing test leaves nothing behind.
+//! What the browser tests run against: the real reelbox binary, a WebDriver server
+//! (chromedriver or geckodriver) and its browser (Chromium or Firefox). Each process is ended
+//! when its guard is dropped, so a failing test leaves nothing behind.
 
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -12,16 +14,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use webdriver::Result;
 
-const INSTALL_HINT: &str = "The browser test needs Debian's `chromium` and `chromium-driver` (the same version). \
-     Install them with `apt-get install -y chromium chromium-driver` (or `bash tests/run.sh --install-only`), \
-     or point REELBOX_CHROMEDRIVER and REELBOX_CHROMIUM at existing binaries.";
+/// How to get a missing program, by its name.
+fn install_hint(name: &str) -> String {
+    match name {
+        "chromium" | "chromedriver" => "The browser tests need Debian's `chromium` and `chromium-driver` (the same \
+             version). Install them with `apt-get install -y chromium chromium-driver` (or `bash tests/run.sh \
+             --install-only`), or point REELBOX_CHROMEDRIVER and REELBOX_CHROMIUM at existing binaries."
+            .into(),
+        "firefox-esr" | "geckodriver" => "The Firefox browser tests need Debian's `firefox-esr` and Mozilla's \
+             geckodriver. Install them with `apt-get install -y firefox-esr` and `cargo install --locked \
+             geckodriver` (or `bash tests/run.sh --install-only`), or point REELBOX_FIREFOX and \
+             REELBOX_GECKODRIVER at existing binaries."
+            .into(),
+        other => format!("Install it with `apt-get install -y {other}` (or `bash tests/run.sh --install-only`)."),
+    }
+}
 
 /// A program from `env_var` when set, else `default`, else `name` on the PATH. Missing → panic
 /// with how to install it: a browser test that cannot run must fail, not pass silently.
 pub fn require_tool(env_var: &str, default: &str, name: &str) -> PathBuf {
     if let Some(set) = std::env::var_os(env_var).filter(|v| !v.is_empty()) {
         let path = PathBuf::from(set);
-        assert!(path.is_file(), "{env_var}={} does not exist. {INSTALL_HINT}", path.display());
+        assert!(path.is_file(), "{env_var}={} does not exist. {}", path.display(), install_hint(name));
         return path;
     }
     let default = PathBuf::from(default);
@@ -34,8 +48,65 @@ pub fn require_tool(env_var: &str, default: &str, name: &str) -> PathBuf {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("`{name}` was not found ({} or on PATH). {INSTALL_HINT}", default.display())
+            panic!(
+                "`{name}` was not found ({env_var} unset, not at {}, not on PATH). {}",
+                default.display(),
+                install_hint(name)
+            )
         })
+}
+
+/// Which browser a test drives; each through its own WebDriver server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserKind {
+    /// Debian's `chromium` through `chromedriver` (package `chromium-driver`).
+    Chromium,
+    /// Debian's `firefox-esr` through Mozilla's `geckodriver` (`cargo install geckodriver`).
+    Firefox,
+}
+
+impl BrowserKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BrowserKind::Chromium => "Chromium",
+            BrowserKind::Firefox => "Firefox",
+        }
+    }
+
+    /// The WebDriver server's program name.
+    pub fn driver_name(self) -> &'static str {
+        match self {
+            BrowserKind::Chromium => "chromedriver",
+            BrowserKind::Firefox => "geckodriver",
+        }
+    }
+
+    /// The WebDriver server (REELBOX_CHROMEDRIVER / REELBOX_GECKODRIVER); panics with how to
+    /// install it when it is missing.
+    pub fn require_driver(self) -> PathBuf {
+        match self {
+            BrowserKind::Chromium => {
+                require_tool("REELBOX_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
+            }
+            BrowserKind::Firefox => {
+                // Where `cargo install geckodriver` puts it.
+                let cargo_home = std::env::var_os("CARGO_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+                    .unwrap_or_default();
+                let default = cargo_home.join("bin").join("geckodriver");
+                require_tool("REELBOX_GECKODRIVER", &default.to_string_lossy(), "geckodriver")
+            }
+        }
+    }
+
+    /// The browser (REELBOX_CHROMIUM / REELBOX_FIREFOX); panics with how to install it.
+    pub fn require_browser(self) -> PathBuf {
+        match self {
+            BrowserKind::Chromium => require_tool("REELBOX_CHROMIUM", "/usr/bin/chromium", "chromium"),
+            BrowserKind::Firefox => require_tool("REELBOX_FIREFOX", "/usr/bin/firefox-esr", "firefox-esr"),
+        }
+    }
 }
 
 /// Where screenshots and logs of this run go. Kept after the test so the printed paths stay valid.
@@ -51,25 +122,46 @@ fn free_loopback_port() -> Result<u16> {
     listener.local_addr().map(|a| a.port()).map_err(|e| format!("cannot find a free port: {e}"))
 }
 
-/// A chromedriver on a loopback port of its own.
-pub struct ChromeDriver {
+/// A WebDriver server (chromedriver or geckodriver) on a loopback port of its own.
+pub struct Driver {
+    kind: BrowserKind,
     child: Child,
     port: u16,
     pub url: String,
 }
 
-impl ChromeDriver {
-    pub async fn start(program: &Path, log: &Path) -> Result<ChromeDriver> {
+impl Driver {
+    pub async fn start(kind: BrowserKind, program: &Path, log: &Path) -> Result<Driver> {
         let port = free_loopback_port()?;
-        let child = Command::new(program)
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}. {INSTALL_HINT}", program.display()))?;
-        let mut driver = ChromeDriver { child, port, url: format!("http://127.0.0.1:{port}") };
+        let mut command = Command::new(program);
+        command.stdin(Stdio::null());
+        match kind {
+            BrowserKind::Chromium => {
+                command
+                    .arg(format!("--port={port}"))
+                    .arg(format!("--log-path={}", log.display()))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+            BrowserKind::Firefox => {
+                // geckodriver (and the Firefox it starts) log to its stdout and stderr. Without
+                // `--marionette-port` it lets Firefox pick a free one, so runs do not collide.
+                let file = std::fs::File::create(log)
+                    .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+                let copy = file.try_clone().map_err(|e| format!("cannot share {}: {e}", log.display()))?;
+                command
+                    .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log", "info"])
+                    .stdout(file)
+                    .stderr(copy)
+                    // Its own process group, so Drop can end Firefox with it: geckodriver has no
+                    // shutdown command and a killed geckodriver leaves its Firefox running.
+                    .process_group(0);
+            }
+        }
+        let child = command.spawn().map_err(|e| {
+            format!("cannot start {}: {e}. {}", program.display(), install_hint(kind.driver_name()))
+        })?;
+        let mut driver = Driver { kind, child, port, url: format!("http://127.0.0.1:{port}") };
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(2))
@@ -87,30 +179,51 @@ impl ChromeDriver {
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "chromedriver did not answer on port {port} within 20 s; see {}",
+                    "{} did not answer on port {port} within 20 s; see {}",
+                    kind.driver_name(),
                     log.display()
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
 
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        // Ask it to end its sessions (and their Chromiums) first; a killed chromedriver orphans them.
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
-            let _ =
-                stream.write_all(b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-            let _ = stream.read(&mut [0; 512]);
-        }
-        let deadline = Instant::now() + Duration::from_secs(3);
+    fn exited_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        match self.kind {
+            BrowserKind::Chromium => {
+                // Ask it to end its sessions (and their Chromiums) first; a killed chromedriver
+                // orphans them.
+                if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+                    let _ = stream
+                        .write_all(b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                    let _ = stream.read(&mut [0; 512]);
+                }
+                if self.exited_within(Duration::from_secs(3)) {
+                    return;
+                }
+            }
+            BrowserKind::Firefox => {
+                // The group is geckodriver's own (see `start`): its id is geckodriver's pid. TERM
+                // first so Firefox can shut down, then KILL whatever is left of the group.
+                let group = format!("-{}", self.child.id());
+                let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+                self.exited_within(Duration::from_secs(3));
+                let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+            }
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

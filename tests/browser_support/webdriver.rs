@@ -3,7 +3,7 @@
 //!
 //! Why not fantoccini: with its default features off (no TLS stack) it offers no HTTP connector,
 //! and building one needs `hyper-util` as a direct dependency. Plain JSON over loopback HTTP is
-//! all chromedriver needs, and reqwest is already here.
+//! all chromedriver and geckodriver need, and reqwest is already here.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use super::BrowserKind;
 
 /// The W3C key for element references in WebDriver JSON.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -28,6 +30,7 @@ pub struct Element(String);
 /// One browser (one WebDriver session with its own profile directory).
 pub struct Browser {
     pub name: &'static str,
+    pub kind: BrowserKind,
     http: reqwest::Client,
     session_url: String,
     app_base: String,
@@ -36,42 +39,77 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Start a headless Chromium through chromedriver at `driver_url`, with a fresh profile.
+    /// Start a headless browser of `kind` through its WebDriver server at `driver_url`, with a
+    /// fresh profile of its own.
     pub async fn start(
+        kind: BrowserKind,
         driver_url: &str,
-        chromium: &Path,
+        binary: &Path,
         name: &'static str,
         app_base: &str,
     ) -> Result<Browser> {
         let profile = tempfile::Builder::new()
-            .prefix("reelbox-chromium-")
+            .prefix(&format!("reelbox-{}-", kind.driver_name()))
             .tempdir()
             .map_err(|e| format!("cannot create a profile directory for the {name} browser: {e}"))?;
-        let args = [
-            "--headless=new".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-dev-shm-usage".into(),
-            "--no-first-run".into(),
-            "--no-default-browser-check".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            // Loopback only: never route through a proxy from the environment.
-            "--no-proxy-server".into(),
-            "--window-size=1280,900".into(),
-            format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let capabilities = json!({
-            "capabilities": {
-                "alwaysMatch": {
+        let timeouts = json!({ "implicit": 0, "pageLoad": 30_000, "script": 10_000 });
+        let capabilities = match kind {
+            BrowserKind::Chromium => {
+                let args = [
+                    "--headless=new".to_string(),
+                    "--no-sandbox".into(),
+                    "--disable-gpu".into(),
+                    "--disable-dev-shm-usage".into(),
+                    "--no-first-run".into(),
+                    "--no-default-browser-check".into(),
+                    "--disable-background-networking".into(),
+                    "--disable-component-update".into(),
+                    "--disable-sync".into(),
+                    // Loopback only: never route through a proxy from the environment.
+                    "--no-proxy-server".into(),
+                    "--window-size=1280,900".into(),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ];
+                json!({
                     "browserName": "chrome",
                     "pageLoadStrategy": "normal",
-                    "timeouts": { "implicit": 0, "pageLoad": 30_000, "script": 10_000 },
-                    "goog:chromeOptions": { "binary": chromium.display().to_string(), "args": args },
-                }
+                    "timeouts": timeouts,
+                    "goog:chromeOptions": { "binary": binary.display().to_string(), "args": args },
+                })
             }
-        });
+            BrowserKind::Firefox => {
+                // geckodriver writes its own preferences into the profile given with `-profile`.
+                let args = [
+                    "-headless".to_string(),
+                    "-width".into(),
+                    "1280".into(),
+                    "-height".into(),
+                    "900".into(),
+                    "-profile".into(),
+                    profile.path().display().to_string(),
+                ];
+                let prefs = json!({
+                    // Loopback only: no proxy, whatever the environment says (5 = the system's).
+                    "network.proxy.type": 0,
+                    "app.update.disabledForTesting": true,
+                    "browser.shell.checkDefaultBrowser": false,
+                    "datareporting.policy.dataSubmissionEnabled": false,
+                    "toolkit.telemetry.enabled": false,
+                });
+                json!({
+                    "browserName": "firefox",
+                    "pageLoadStrategy": "normal",
+                    "timeouts": timeouts,
+                    "moz:firefoxOptions": {
+                        "binary": binary.display().to_string(),
+                        "args": args,
+                        "prefs": prefs,
+                        "log": { "level": "info" },
+                    },
+                })
+            }
+        };
+        let capabilities = json!({ "capabilities": { "alwaysMatch": capabilities } });
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))
@@ -81,15 +119,18 @@ impl Browser {
             .await
             .map_err(|e| {
                 format!(
-                    "chromedriver could not start Chromium ({}) for the {name} browser: {e}",
-                    chromium.display()
+                    "{} could not start {} ({}) for the {name} browser: {e}",
+                    kind.driver_name(),
+                    kind.name(),
+                    binary.display()
                 )
             })?;
         let id = value["sessionId"]
             .as_str()
-            .ok_or_else(|| format!("chromedriver answered a new session without an id: {value}"))?;
+            .ok_or_else(|| format!("{} answered a new session without an id: {value}", kind.driver_name()))?;
         Ok(Browser {
             name,
+            kind,
             http,
             session_url: format!("{driver_url}/session/{id}"),
             app_base: app_base.trim_end_matches('/').to_string(),
@@ -97,7 +138,7 @@ impl Browser {
         })
     }
 
-    /// End the session (Chromium exits).
+    /// End the session (the browser exits).
     pub async fn quit(self) -> Result<()> {
         send(&self.http, Method::DELETE, &self.session_url, None).await.map(|_| ())
     }
@@ -269,6 +310,18 @@ impl Browser {
         }]});
         self.cmd(Method::POST, "/actions", Some(actions)).await?;
         self.cmd(Method::DELETE, "/actions", None).await.map(|_| ())
+    }
+
+    /// Move the mouse over `el`, `dx` CSS pixels right of its centre (negative: left).
+    pub async fn hover(&self, el: &Element, dx: i64) -> Result<()> {
+        let origin = json!({ ELEMENT_KEY: el.0 });
+        let actions = json!({ "actions": [{
+            "type": "pointer",
+            "id": "mouse",
+            "parameters": { "pointerType": "mouse" },
+            "actions": [{ "type": "pointerMove", "duration": 0, "origin": origin, "x": dx, "y": 0 }],
+        }]});
+        self.cmd(Method::POST, "/actions", Some(actions)).await.map(|_| ())
     }
 
     /// Run `script` in the page as the body of a function (its arguments are `args`, as

@@ -20,14 +20,20 @@ fn run(args: &[&str], what: &str) {
 
 /// A short H.264/AAC MP4 (test pattern and a tone), small enough for the test upload limit.
 pub fn clip(dir: &Path, seconds: u32) -> Vec<u8> {
-    let path = dir.join(format!("clip-{seconds}.mp4"));
+    clip_sized(dir, seconds, "320x240")
+}
+
+/// [`clip`] at another frame size (`WxH`), e.g. `640x360` for a ladder of two rungs.
+pub fn clip_sized(dir: &Path, seconds: u32, size: &str) -> Vec<u8> {
+    let path = dir.join(format!("clip-{seconds}-{size}.mp4"));
     let t = seconds.to_string();
+    let pattern = format!("testsrc=size={size}:rate=25");
     run(
         &[
             "-f",
             "lavfi",
             "-i",
-            "testsrc=size=320x240:rate=25",
+            &pattern,
             "-f",
             "lavfi",
             "-i",
