@@ -210,6 +210,9 @@ impl Db {
             .with_init(|c| configure(c));
         let readers = r2d2::Pool::builder()
             .max_size(readers.max(1))
+            // A local file's connection does not go stale; r2d2's check runs a statement on
+            // every checkout (every read of every request).
+            .test_on_check_out(false)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;

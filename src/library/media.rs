@@ -201,7 +201,8 @@ pub fn create(conn: &Connection, new: NewMedia<'_>, now: Timestamp) -> Result<Me
 }
 
 pub fn get(conn: &Connection, id: MediaId) -> Result<Option<MediaItem>, LibraryError> {
-    Ok(conn.query_row(&format!("{SELECT} WHERE id = ?1"), [id], from_row).optional()?)
+    // Cached: this runs for every segment a player fetches.
+    Ok(conn.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?.query_row([id], from_row).optional()?)
 }
 
 pub fn require(conn: &Connection, id: MediaId) -> Result<MediaItem, LibraryError> {

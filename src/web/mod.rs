@@ -103,11 +103,12 @@ where
     Endpoint::new(Method::POST, path, access, summary, handler)
 }
 
-/// Every route of the server.
+/// Every route of the server. actix tries routes in this order, so the media files (every
+/// segment of every player) come first: fewer patterns are tried before theirs matches.
 pub fn endpoints() -> Vec<Endpoint> {
-    let mut all = pages::endpoints();
+    let mut all = media_files::endpoints();
+    all.extend(pages::endpoints());
     all.extend(api::endpoints());
-    all.extend(media_files::endpoints());
     all.extend(replication::endpoints());
     all
 }

@@ -18,14 +18,19 @@ fn run(args: &[&str], what: &str) {
     assert!(out.status.success(), "{what}: ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A short H.264/AAC MP4 (test pattern and a tone), small enough for the test upload limit.
+/// A short H.264/AAC MP4 (test pattern and a tone), small enough for the test upload limit;
+/// also left in `dir` as `clip-{seconds}.mp4`.
 pub fn clip(dir: &Path, seconds: u32) -> Vec<u8> {
-    clip_sized(dir, seconds, "320x240")
+    make_clip(&dir.join(format!("clip-{seconds}.mp4")), seconds, "320x240")
 }
 
-/// [`clip`] at another frame size (`WxH`), e.g. `640x360` for a ladder of two rungs.
+/// [`clip`] at another frame size (`WxH`), e.g. `640x360` for a ladder of two rungs; left in
+/// `dir` as `clip-{seconds}-{size}.mp4`.
 pub fn clip_sized(dir: &Path, seconds: u32, size: &str) -> Vec<u8> {
-    let path = dir.join(format!("clip-{seconds}-{size}.mp4"));
+    make_clip(&dir.join(format!("clip-{seconds}-{size}.mp4")), seconds, size)
+}
+
+fn make_clip(path: &Path, seconds: u32, size: &str) -> Vec<u8> {
     let t = seconds.to_string();
     let pattern = format!("testsrc=size={size}:rate=25");
     run(
@@ -58,7 +63,7 @@ pub fn clip_sized(dir: &Path, seconds: u32, size: &str) -> Vec<u8> {
         ],
         "make a clip",
     );
-    std::fs::read(&path).expect("read the clip")
+    std::fs::read(path).expect("read the clip")
 }
 
 /// Publish `source` for item `id` as the transcoder would: one 240p rung of fMP4 HLS (4 s
