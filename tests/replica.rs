@@ -60,6 +60,26 @@ fn start_replica(data: &Path, logs: &Path, primary: &str, secret: &Path) -> Serv
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A primary (started with `configure`) and its replica on a shared secret, with an
+/// administrator `ada` made on the primary and her API token.
+struct Pair {
+    dir: tempfile::TempDir,
+    secret: PathBuf,
+    primary: Server,
+    replica: Server,
+    token: String,
+}
+
+fn pair(configure: impl FnOnce(&mut std::process::Command)) -> Pair {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path(), "secret", SECRET);
+    let primary = start_primary_with(&dir.path().join("a"), dir.path(), &secret, configure);
+    primary.add_user("ada", true);
+    let token = primary.token("ada");
+    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
+    Pair { dir, secret, primary, replica, token }
+}
+
 async fn health(s: &Server) -> Value {
     common::http().get(s.url("/healthz")).send().await.expect("healthz").json().await.expect("healthz json")
 }
@@ -170,12 +190,7 @@ fn on(server: &Server, token: &str) -> Api {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = secret_file(dir.path(), "secret", SECRET);
-    let primary = start_primary(&dir.path().join("a"), dir.path(), &secret);
-    primary.add_user("ada", true);
-    let token = primary.token("ada");
-    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
+    let Pair { dir, secret, primary, replica, token } = pair(|_| {});
     let h = health(&replica).await;
     assert_eq!((h["role"].as_str(), h["epoch"].as_u64()), (Some("replica"), Some(1)), "{h}");
     assert_eq!(h["primary"], primary.base.as_str(), "{h}");
@@ -267,13 +282,8 @@ async fn writes_are_forwarded_refused_when_alone_and_the_fence_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_follows_forwards_and_fails_over() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = secret_file(dir.path(), "secret", SECRET);
-    let primary = start_primary(&dir.path().join("a"), dir.path(), &secret);
-    primary.add_user("ada", true);
-    let token = primary.token("ada");
+    let Pair { dir, secret, primary, replica, token } = pair(|_| {});
     let admin = on(&primary, &token);
-    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
 
     // A write workload on the primary: categories, grants, an upload with its thumbnail.
     let cat =
@@ -495,13 +505,8 @@ async fn audited(api: &Api, action: &str, n: usize, log: &Server) -> Vec<Value> 
 /// with the person's address, not the replica's. Command-line writes to the replica refuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_plays_renditions_and_its_accesses_are_audited_once_on_the_primary() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = secret_file(dir.path(), "secret", SECRET);
-    let primary = start_primary_with(&dir.path().join("a"), dir.path(), &secret, common::with_ffmpeg);
-    primary.add_user("ada", true);
-    let token = primary.token("ada");
+    let Pair { dir, secret, primary, replica, token } = pair(common::with_ffmpeg);
     let admin = on(&primary, &token);
-    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
 
     let cat =
         admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Films"})), 201).await["id"]

@@ -125,6 +125,10 @@ pub enum DbUse {
 /// A replica's database changes only by replication: a tool that writes is refused there (it
 /// would make the copy differ from the primary), and one that reads gets a read-only handle.
 pub fn open_db(cfg: &Config, using: DbUse) -> Result<crate::db::Db, ExitCode> {
+    if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
+        eprintln!("reelbox: cannot create data directory {}: {e}", cfg.data_dir.display());
+        return Err(ExitCode::from(1));
+    }
     let role = match crate::replica::state::load_state(&cfg.data_dir) {
         Ok(Some(state)) => (state.role, state.primary),
         Ok(None) => (
@@ -150,10 +154,6 @@ pub fn open_db(cfg: &Config, using: DbUse) -> Result<crate::db::Db, ExitCode> {
             role.1.as_deref().unwrap_or("its primary")
         );
         return Err(ExitCode::from(2));
-    }
-    if let Err(e) = std::fs::create_dir_all(&cfg.data_dir) {
-        eprintln!("reelbox: cannot create data directory {}: {e}", cfg.data_dir.display());
-        return Err(ExitCode::from(1));
     }
     let db = crate::db::Db::open(&cfg.data_dir, 2).map_err(|e| {
         eprintln!("reelbox: {e}");

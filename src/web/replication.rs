@@ -78,17 +78,28 @@ pub fn authenticate(req: &HttpRequest, app: &App, body: &[u8]) -> Result<(), Web
     })
 }
 
+/// A batch the replica sends to its primary: signed, refused on a replica, JSON of type `T`.
+fn replica_batch<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    app: &App,
+    body: &[u8],
+    code: &'static str,
+    what: &str,
+) -> Result<T, WebError> {
+    authenticate(req, app, body)?;
+    if !app.replica.accepts_writes() {
+        return Err(WebError::from(ReplicaError::Protocol(format!("{what} go to the primary"))));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| WebError::bad_request(code, format!("not a batch of {what}: {e}")))
+}
+
 async fn touch_batch(
     req: HttpRequest,
     app: web::Data<App>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    authenticate(&req, &app, &body)?;
-    if !app.replica.accepts_writes() {
-        return Err(WebError::from(ReplicaError::Protocol("renewals go to the primary".into())));
-    }
-    let batch: TouchBatch = serde_json::from_slice(&body)
-        .map_err(|e| WebError::bad_request("bad-touch", format!("not a renewal batch: {e}")))?;
+    let batch: TouchBatch = replica_batch(&req, &app, &body, "bad-touch", "renewals")?;
     touch::apply(&app, batch, app.clock.now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -98,12 +109,7 @@ async fn audit_batch(
     app: web::Data<App>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    authenticate(&req, &app, &body)?;
-    if !app.replica.accepts_writes() {
-        return Err(WebError::from(ReplicaError::Protocol("audit events go to the primary".into())));
-    }
-    let batch: crate::insights::relay::Batch = serde_json::from_slice(&body)
-        .map_err(|e| WebError::bad_request("bad-audit-batch", format!("not an audit batch: {e}")))?;
+    let batch = replica_batch(&req, &app, &body, "bad-audit-batch", "audit events")?;
     let recorded = crate::replica::audit::record_here(&app, batch).await?;
     Ok(HttpResponse::Ok().json(crate::replica::audit::Recorded { recorded }))
 }

@@ -216,8 +216,12 @@ async fn blob(
 ) -> Result<HttpResponse, WebError> {
     super::replication::authenticate(&req, &app, b"")?;
     let hash = Sha256::from_hex(&path).map_err(|_| WebError::not_found())?;
-    let file = app.store.path(&hash);
-    let cond = ranges::Conditions::of(&req);
+    send_file(&req, app.store.path(&hash)).await
+}
+
+/// A file to the replica as bytes (Range honoured), or 404 when it is not there.
+async fn send_file(req: &HttpRequest, file: std::path::PathBuf) -> Result<HttpResponse, WebError> {
+    let cond = ranges::Conditions::of(req);
     let prepared = tokio::task::spawn_blocking(move || ranges::prepare(&file, &cond))
         .await
         .map_err(WebError::internal)?
@@ -257,14 +261,5 @@ async fn media_file(
 ) -> Result<HttpResponse, WebError> {
     super::replication::authenticate(&req, &app, b"")?;
     let rel = renditions::safe_rel(&q.path).ok_or_else(WebError::not_found)?;
-    let file = crate::transcode::media_dir(&app.config.data_dir, path.into_inner()).join(rel);
-    let cond = ranges::Conditions::of(&req);
-    let prepared = tokio::task::spawn_blocking(move || ranges::prepare(&file, &cond))
-        .await
-        .map_err(WebError::internal)?
-        .map_err(WebError::internal)?
-        .ok_or_else(WebError::not_found)?;
-    let mut res = HttpResponse::Ok();
-    res.content_type("application/octet-stream");
-    Ok(ranges::respond_prepared(res, prepared))
+    send_file(&req, crate::transcode::media_dir(&app.config.data_dir, path.into_inner()).join(rel)).await
 }
