@@ -805,9 +805,16 @@ impl Config {
     }
 }
 
-/// Environment variables that steer the program but are not configuration keys.
-const NOT_CONFIG_ENV: &[&str] =
-    &["REELBOX_CONFIG", "REELBOX_CHROMEDRIVER", "REELBOX_CHROMIUM", "REELBOX_SKIP_MOUNT_TESTS"];
+/// Environment variables that steer the program (or its test suite, which `tests/run.sh`
+/// exports) but are not configuration keys.
+const NOT_CONFIG_ENV: &[&str] = &[
+    "REELBOX_CONFIG",
+    "REELBOX_CHROMEDRIVER",
+    "REELBOX_CHROMIUM",
+    "REELBOX_GECKODRIVER",
+    "REELBOX_FIREFOX",
+    "REELBOX_SKIP_MOUNT_TESTS",
+];
 
 /// `REELBOX_*` variables as a figment provider; `__` separates nesting levels
 /// (`REELBOX_SESSIONS__IDLE_TIMEOUT_MINUTES=30`). Values that parse as numbers or booleans are
