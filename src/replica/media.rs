@@ -18,13 +18,14 @@ pub const BLOBS_PATH: &str = "/replication/v1/blobs";
 /// seconds), fetch what is missing.
 pub async fn run(app: App) {
     let mut applied = app.replica.applied.subscribe();
+    let mut copied = super::renditions::Copied::load(&app.config.data_dir);
     loop {
         if app.replica.role() == Role::Replica {
             match catch_up(&app).await {
                 Ok(()) => {}
                 Err(e) => tracing::debug!(error = %e, "media follow interrupted"),
             }
-            if let Err(e) = super::renditions::follow(&app).await {
+            if let Err(e) = super::renditions::follow(&app, &mut copied).await {
                 tracing::warn!(error = %e, "copying published renditions from the primary was interrupted");
             }
         }

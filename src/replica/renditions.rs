@@ -162,9 +162,22 @@ fn save_state(data_dir: &Path, state: &BTreeMap<i64, String>) -> Result<(), Repl
     super::state::write_json(&super::state::dir(data_dir).join(STATE_FILE), state)
 }
 
+/// What this replica has copied, kept across passes (read from its file once).
+pub struct Copied {
+    items: BTreeMap<i64, String>,
+    /// The first pass also removes directories no copy accounts for (left by an earlier run).
+    swept: bool,
+}
+
+impl Copied {
+    pub fn load(data_dir: &Path) -> Copied {
+        Copied { items: load_state(data_dir), swept: false }
+    }
+}
+
 /// On a replica: copy every item whose published files changed since the last pass, and remove
 /// the directories of items that have none any more. Returns the number of items copied.
-pub async fn follow(app: &App) -> Result<usize, ReplicaError> {
+pub async fn follow(app: &App, copied: &mut Copied) -> Result<usize, ReplicaError> {
     let published: BTreeMap<i64, String> = app
         .db
         .read(|c| {
@@ -175,19 +188,23 @@ pub async fn follow(app: &App) -> Result<usize, ReplicaError> {
         .map(|(id, v)| (id.0, v))
         .collect();
     let data_dir = app.config.data_dir.clone();
-    let mut copied = load_state(&data_dir);
     let mut done = 0;
     for (id, version) in &published {
-        if copied.get(id) == Some(version) {
+        if copied.items.get(id) == Some(version) {
             continue;
         }
         copy_item(app, MediaId(*id)).await?;
-        copied.insert(*id, version.clone());
-        save_state(&data_dir, &copied)?;
+        copied.items.insert(*id, version.clone());
+        save_state(&data_dir, &copied.items)?;
         done += 1;
     }
     // Items purged (or never transcoded) on the primary: nothing of theirs stays here.
-    for id in local_items(&data_dir)?.into_iter().filter(|id| !published.contains_key(id)) {
+    let gone: Vec<i64> = if copied.swept {
+        copied.items.keys().copied().filter(|id| !published.contains_key(id)).collect()
+    } else {
+        local_items(&data_dir)?.into_iter().filter(|id| !published.contains_key(id)).collect()
+    };
+    for id in gone {
         let dir = media_dir(&data_dir, MediaId(id));
         let removed = tokio::task::spawn_blocking({
             let dir = dir.clone();
@@ -203,9 +220,10 @@ pub async fn follow(app: &App) -> Result<usize, ReplicaError> {
             Err(e) => return Err(ReplicaError::io(dir, e)),
         }
     }
-    if copied.keys().any(|id| !published.contains_key(id)) {
-        copied.retain(|id, _| published.contains_key(id));
-        save_state(&data_dir, &copied)?;
+    copied.swept = true;
+    if copied.items.keys().any(|id| !published.contains_key(id)) {
+        copied.items.retain(|id, _| published.contains_key(id));
+        save_state(&data_dir, &copied.items)?;
     }
     Ok(done)
 }
