@@ -143,7 +143,12 @@ where
     let writer = tokio::task::spawn_blocking(move || -> Result<BlobWriter, StoreError> {
         let mut w = store.writer()?;
         while let Some(batch) = rx.blocking_recv() {
-            w.write_chunks(&batch)?;
+            if let Err(e) = w.write_chunks(&batch) {
+                // Removed and closed everywhere before the answer: on a full disk the space is
+                // free again when the client hears of it.
+                w.close();
+                return Err(e);
+            }
         }
         Ok(w)
     });

@@ -409,16 +409,17 @@ where
         _ => None,
     };
     if let Err(e) = written {
-        drop(writer);
         if matches!(e, StoreError::DiskFull { .. }) {
             // Keeping a partial upload on a full disk helps nobody and holds space others need:
             // remove its bytes and its item now; the client starts again once there is room.
-            // The bytes go first: the database needs room to record the removal.
+            // The bytes go first, closed everywhere: the database needs room to record the removal.
+            close(writer).await?;
             drop(guard);
             remove_partial(app, &upload).await?;
             discard(app, &upload, Some(actor), "upload.failed", &e.to_string()).await?;
             return Err(e.into());
         }
+        drop(writer);
         // What the failed writer left unsynced is not trusted: go back to the durable offset.
         let resumed = resume(app, &upload, upload.received).await.ok();
         app.uploads.park(&upload.id, &mut guard, resumed);
@@ -460,14 +461,15 @@ where
     };
     if let Err(e) = recorded {
         let e = IngestError::from(e);
-        drop(writer);
         if e.kind() == ErrorKind::InsufficientStorage {
             // SQLite found the disk full: the same as the store finding it full.
+            close(writer).await?;
             drop(guard);
             remove_partial(app, &upload).await?;
             discard(app, &upload, Some(actor), "upload.failed", &e.to_string()).await?;
             return Err(e);
         }
+        drop(writer);
         let resumed = resume(app, &upload, upload.received).await.ok();
         app.uploads.park(&upload.id, &mut guard, resumed);
         return Err(e);
@@ -649,6 +651,11 @@ pub async fn discard(
         })
         .await?;
     remove_partial(app, upload).await
+}
+
+/// Close a writer given up on, waiting (off the runtime) until its trail has let go of the file.
+async fn close(writer: BlobWriter) -> Result<(), IngestError> {
+    tokio::task::spawn_blocking(move || writer.close()).await.map_err(|e| IngestError::Task(e.to_string()))
 }
 
 async fn remove_partial(app: &App, upload: &Upload) -> Result<(), IngestError> {

@@ -492,3 +492,31 @@ fn flushed_bytes_are_readable_and_the_trail_makes_them_durable_in_steps() {
     let stored = writer.finish(Some(&Sha256::digest(&data))).unwrap();
     assert_eq!(read_all(&store, &stored.hash), data);
 }
+
+/// Descriptors this process holds on `path` (Linux: the links under /proc/self/fd).
+fn open_descriptors(path: &Path) -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| fs::read_link(e.path()).is_ok_and(|target| target == path))
+        .count()
+}
+
+#[test]
+fn a_closed_writer_holds_its_file_nowhere_so_removing_it_frees_the_space() {
+    let (dir, store) = setup();
+    let uploads = dir.path().join("uploads");
+    fs::create_dir_all(&uploads).unwrap();
+    let partial = uploads.join("upload-3");
+    fs::File::create(&partial).unwrap();
+    let mut writer = BlobWriter::resume(&store, &partial, Some(0)).unwrap();
+    // Enough that the trail has started and opened the file too.
+    for chunk in pseudo_random(8 * 1024 * 1024, 4).chunks(1024 * 1024) {
+        writer.write_chunks(&[chunk]).unwrap();
+    }
+    writer.sync().unwrap();
+    assert_eq!(open_descriptors(&partial), 2, "the writer's and the trail's");
+    writer.close();
+    assert_eq!(open_descriptors(&partial), 0, "nothing holds the file after close");
+    assert!(partial.exists(), "the caller's file stays until the caller removes it");
+}

@@ -315,6 +315,15 @@ impl BlobWriter {
         Ok(stored)
     }
 
+    /// Give up on this writer and wait until nothing holds its file open any more, the trailing
+    /// thread included, so that removing the file frees its space at once (a full disk needs
+    /// that room back before the database can record the removal). Blocking.
+    pub fn close(mut self) {
+        if let Some(trail) = self.trail.take() {
+            trail.stop_and_wait();
+        }
+    }
+
     fn check_open(&self) -> Result<()> {
         match self.state {
             State::Open => Ok(()),
