@@ -189,6 +189,34 @@ fn wrk(wrk: &Path, url: &str, headers: &[&str], seconds: u64) -> Result<Wrk> {
     Ok(r)
 }
 
+/// CPU time (user + system, in clock ticks) that the processes `pids` and their children have
+/// used so far: nginx's master hands the work to its worker processes.
+fn cpu_ticks(pid: u32) -> u64 {
+    let own = fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    });
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    own.unwrap_or(0) + children.split_whitespace().filter_map(|c| c.parse().ok()).map(cpu_ticks).sum::<u64>()
+}
+
+/// Microseconds of CPU per request a server used while `run` measured it.
+fn measured(pid: u32, seconds: u64, run: impl FnOnce() -> Result<Wrk>) -> Result<(Wrk, f64)> {
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    let before = cpu_ticks(pid);
+    let r = run()?;
+    let used = (cpu_ticks(pid) - before) as f64 / hz;
+    let us = used * 1e6 / (r.rps * seconds as f64).max(1.0);
+    Ok((r, us))
+}
+
 async fn run() -> Result<bool> {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10).max(1);
     let wrk_bin = program("wrk", "/usr/bin/wrk")?;
@@ -210,6 +238,7 @@ async fn run() -> Result<bool> {
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()?;
+    let rb_pid = server.id();
     let _server = Guard("reelbox", server);
     wait_for(&format!("{base}/healthz"), &client).await?;
     cli(&reelbox, &data, &["user", "add", "--username", "ada", "--admin", "--password-stdin"], PASSWORD)?;
@@ -257,6 +286,20 @@ async fn run() -> Result<bool> {
         .json()
         .await?;
     let id = item["id"].as_i64().ok_or_else(|| format!("upload failed: {item}"))?;
+    // The clip's transcode must be over before measuring: an ffmpeg still running would take
+    // CPU from reelbox's run and not from nginx's.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now: serde_json::Value =
+            client.get(format!("{base}/api/v1/media/{id}")).bearer_auth(&token).send().await?.json().await?;
+        match now["status"].as_str() {
+            Some("ready") => break,
+            Some("processing") if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => return Err(format!("the clip did not become ready: {now}").into()),
+        }
+    }
 
     // The same segment bytes for both servers, at the same path.
     let rel = format!("media/{id}/hls/720p/seg-00001.m4s");
@@ -307,6 +350,7 @@ async fn run() -> Result<bool> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
+    let ngx_pid = ngx_child.id();
     let _nginx = Guard("nginx", ngx_child);
     let nbase = format!("http://127.0.0.1:{nport}");
     wait_for(&format!("{nbase}/{rel}"), &client).await?;
@@ -324,13 +368,24 @@ async fn run() -> Result<bool> {
     )?;
     writeln!(
         table,
-        "{:<22} {:>11} {:>11} {:>9} {:>9} {:>7} {:>10} {:>10}  met",
-        "request", "reelbox r/s", "nginx r/s", "rb MB/s", "ngx MB/s", "ratio", "rb p99", "ngx p99"
+        "{:<22} {:>11} {:>11} {:>9} {:>9} {:>7} {:>10} {:>10} {:>12} {:>12}  met",
+        "request",
+        "reelbox r/s",
+        "nginx r/s",
+        "rb MB/s",
+        "ngx MB/s",
+        "ratio",
+        "rb p99",
+        "ngx p99",
+        "rb CPU µs/r",
+        "ngx CPU µs/r"
     )?;
     let mut all_met = true;
     for (label, rb_headers, ngx_headers) in runs {
-        let r = wrk(&wrk_bin, &format!("{base}/{rel}"), &rb_headers, seconds)?;
-        let n = wrk(&wrk_bin, &format!("{nbase}/{rel}"), &ngx_headers, seconds)?;
+        let (r, r_cpu) =
+            measured(rb_pid, seconds, || wrk(&wrk_bin, &format!("{base}/{rel}"), &rb_headers, seconds))?;
+        let (n, n_cpu) =
+            measured(ngx_pid, seconds, || wrk(&wrk_bin, &format!("{nbase}/{rel}"), &ngx_headers, seconds))?;
         if r.bad > 0 || n.bad > 0 {
             return Err(format!("{label}: non-2xx answers (reelbox {}, nginx {})", r.bad, n.bad).into());
         }
@@ -339,7 +394,7 @@ async fn run() -> Result<bool> {
         all_met &= met;
         writeln!(
             table,
-            "{label:<22} {:>11.0} {:>11.0} {:>9.0} {:>9.0} {:>6.2}× {:>10} {:>10}  {}",
+            "{label:<22} {:>11.0} {:>11.0} {:>9.0} {:>9.0} {:>6.2}× {:>10} {:>10} {:>12.0} {:>12.0}  {}",
             r.rps,
             n.rps,
             r.mbps,
@@ -347,6 +402,8 @@ async fn run() -> Result<bool> {
             ratio,
             r.p99,
             n.p99,
+            r_cpu,
+            n_cpu,
             if met { "yes" } else { "NO" }
         )?;
     }

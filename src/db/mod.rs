@@ -124,6 +124,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     ))
 }
 
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
 }
@@ -244,6 +251,34 @@ impl Db {
         })
         .await
         .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+
+    /// A short point read (a row by its key) on the calling thread when a reader is idle and
+    /// nothing would make it wait; otherwise on the blocking pool, as [`Db::read`]. For
+    /// per-request lookups such as the item behind every media segment, where the round trip
+    /// through the pool (two thread wake-ups) costs more than the read itself: a row whose
+    /// pages are cached takes microseconds, like the `open` of the file served next. Inline,
+    /// the busy timeout is off: a read that would wait (`SQLITE_BUSY`, rare in WAL mode) is
+    /// run again on the pool instead of sleeping on an async worker.
+    pub async fn read_point<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        if let Some(conn) = self.readers.try_get() {
+            let inline = conn.busy_timeout(Duration::ZERO).map(|()| f(&conn));
+            if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+                // sqlite3_busy_timeout only fails on misuse; reads on this connection would then
+                // answer "busy" instead of waiting, which they report.
+                tracing::warn!(error = %e, "could not restore a reader's busy timeout");
+            }
+            match inline {
+                Err(e) | Ok(Err(e)) if !is_busy(&e) => return Err(e.into()),
+                Ok(Ok(value)) => return Ok(value),
+                _ => {}
+            }
+        }
+        self.read(move |c| f(c).map_err(DbError::from)).await
     }
 
     /// Run `f` on the writer connection on the blocking pool.
@@ -510,5 +545,49 @@ mod tests {
         assert_eq!(v, 999);
         drop(c);
         assert_eq!(std::fs::read(&path).expect("read").len(), before.len());
+    }
+
+    /// A point read runs in place when a reader is idle, and waits on the pool (never on the
+    /// async worker) when none is.
+    #[test]
+    fn a_point_read_without_an_idle_reader_waits_on_the_pool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), 1).expect("open");
+        add_categories(&db, 0, 3);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let count =
+            |c: &Connection| c.query_row("SELECT count(*) FROM categories", [], |r| r.get::<_, i64>(0));
+        assert_eq!(rt.block_on(db.read_point(count)).expect("inline read"), 3);
+
+        // The only reader is busy elsewhere for a while.
+        let (held, hold) = (std::sync::Arc::new(std::sync::Barrier::new(2)), db.clone());
+        let barrier = held.clone();
+        let holder = std::thread::spawn(move || {
+            hold.read_blocking(|_| {
+                barrier.wait();
+                std::thread::sleep(Duration::from_millis(300));
+                Ok::<_, DbError>(())
+            })
+        });
+        held.wait();
+        let started = std::time::Instant::now();
+        let ticks = std::sync::Arc::new(AtomicU64::new(0));
+        let read = rt.block_on(async {
+            // The runtime's only thread keeps running other tasks while the read waits.
+            let t = ticks.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    t.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+            let read = db.read_point(count).await;
+            ticker.abort();
+            read
+        });
+        assert_eq!(read.expect("read once the reader is back"), 3);
+        assert!(started.elapsed() >= Duration::from_millis(200), "it waited: {:?}", started.elapsed());
+        assert!(ticks.load(Ordering::Relaxed) >= 5, "the async thread was not blocked meanwhile");
+        holder.join().expect("holder").expect("held read");
     }
 }

@@ -201,8 +201,13 @@ pub fn create(conn: &Connection, new: NewMedia<'_>, now: Timestamp) -> Result<Me
 }
 
 pub fn get(conn: &Connection, id: MediaId) -> Result<Option<MediaItem>, LibraryError> {
+    Ok(get_row(conn, id)?)
+}
+
+/// [`get`] with SQLite's own error, for [`crate::db::Db::read_point`].
+pub fn get_row(conn: &Connection, id: MediaId) -> rusqlite::Result<Option<MediaItem>> {
     // Cached: this runs for every segment a player fetches.
-    Ok(conn.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?.query_row([id], from_row).optional()?)
+    conn.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?.query_row([id], from_row).optional()
 }
 
 pub fn require(conn: &Connection, id: MediaId) -> Result<MediaItem, LibraryError> {

@@ -105,15 +105,45 @@ impl MessageBody for SendfileBody {
 pub struct Conn {
     tcp: TcpStream,
     slot: Slot,
+    /// TCP_CORK is on: set when a file is about to follow the head, so that head and file
+    /// leave in full-sized segments (nginx's `tcp_nopush`); cleared once the file is sent.
+    corked: bool,
 }
 
 impl Conn {
+    /// Cork before a head whose file follows (the body hands its file over before actix writes
+    /// the head).
+    fn cork_for_file(&mut self) {
+        if !self.corked && self.slot.0.lock().is_ok_and(|job| matches!(*job, Job::Send { .. })) {
+            self.corked = rustix::net::sockopt::set_tcp_cork(&self.tcp, true).is_ok();
+        }
+    }
+
+    fn uncork(&mut self) {
+        if self.corked {
+            // Pushes out the last partial segment at once.
+            let _ = rustix::net::sockopt::set_tcp_cork(&self.tcp, false);
+            self.corked = false;
+        }
+    }
+
     /// Send what the slot holds; `Ready(Ok)` when nothing is left to send.
     fn send_file(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = self.send_slot(cx);
+        if polled.is_ready() {
+            self.uncork();
+        }
+        polled
+    }
+
+    fn send_slot(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Ok(mut job) = self.slot.0.lock() else {
             return Poll::Ready(Err(io::Error::other("slot poisoned")));
         };
         let Job::Send { file, offset, left } = &mut *job else { return Poll::Ready(Ok(())) };
+        if !self.corked {
+            self.corked = rustix::net::sockopt::set_tcp_cork(&self.tcp, true).is_ok();
+        }
         while *left > 0 {
             match self.tcp.poll_write_ready(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -163,7 +193,9 @@ impl AsyncRead for Conn {
 
 impl AsyncWrite for Conn {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.cork_for_file();
+        Pin::new(&mut this.tcp).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -171,7 +203,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        this.cork_for_file();
+        Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -245,7 +279,10 @@ where
             let peer = tcp.peer_addr().ok();
             // As HttpServer does for plain TCP: no Nagle delay on small responses.
             let _ = tcp.set_nodelay(true);
-            Ok::<_, actix_http::error::DispatchError>((Conn { tcp, slot: Slot::default() }, peer))
+            Ok::<_, actix_http::error::DispatchError>((
+                Conn { tcp, slot: Slot::default(), corked: false },
+                peer,
+            ))
         })
         .and_then(h1)
     })?;

@@ -145,7 +145,8 @@ async fn upload(
 /// right role — an unfinished upload its owner and editors, a recycled item managers, an
 /// archived one administrators. Anything else is reported as missing.
 pub async fn visible_item(app: &App, user: Option<&CurrentUser>, id: MediaId) -> Result<MediaItem, WebError> {
-    let item = app.db.read(move |c| media::get(c, id)).await?.ok_or_else(WebError::not_found)?;
+    // Read in place when it can be: this runs for every segment a player fetches.
+    let item = app.db.read_point(move |c| media::get_row(c, id)).await?.ok_or_else(WebError::not_found)?;
     let access = match require_role(app, user, item.category_id, Role::View).await {
         Ok(a) => a,
         // Forbidden would reveal the item exists; view on the category is all that was missing.
