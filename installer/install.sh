@@ -23,6 +23,8 @@ cert_file=""
 key_file=""
 binary=""
 release_url=""
+release_sha256=""
+download_dir=""
 ssh_port="22"
 firewall=true
 start=true
@@ -48,7 +50,8 @@ required otherwise; an existing file is kept when none of these is given):
 
 The binary (one of; default: build this checkout with cargo when run from one):
   --binary PATH           an already built reelbox binary
-  --release-url URL       download the binary from URL (https only)
+  --release-url URL       download the binary from URL (https only) ...
+  --release-sha256 HEX    ... and check it against this SHA-256 (published with the release)
 
 Other options:
   --ssh-port PORT         SSH port the firewall keeps open (default 22)
@@ -91,6 +94,7 @@ parse_args() {
             --key) need_value "$@"; key_file="$2"; shift 2 ;;
             --binary) need_value "$@"; binary="$2"; shift 2 ;;
             --release-url) need_value "$@"; release_url="$2"; shift 2 ;;
+            --release-sha256) need_value "$@"; release_sha256="${2,,}"; shift 2 ;;
             --ssh-port) need_value "$@"; ssh_port="$2"; shift 2 ;;
             --root) need_value "$@"; root="$2"; shift 2 ;;
             --healthz-timeout) need_value "$@"; healthz_timeout="$2"; shift 2 ;;
@@ -113,6 +117,9 @@ parse_args() {
         # A throwaway or image root: nothing runs against the live system.
         start=false
         packages=false
+    fi
+    if [[ -n "$release_sha256" && -z "$release_url" ]]; then
+        die "--release-sha256 goes with --release-url"
     fi
     if $purge && [[ "$action" != uninstall ]]; then
         die "--purge only goes with --uninstall"
@@ -219,11 +226,18 @@ obtain_binary() {
     fi
     if [[ -n "$release_url" ]]; then
         [[ "$release_url" == https://* ]] || die "--release-url must be an https:// address"
-        local tmp
-        tmp="$(mktemp -d)"
+        [[ "$release_sha256" =~ ^[0-9a-f]{64}$ ]] \
+            || die "--release-url needs --release-sha256 HEX (the binary's SHA-256, 64 hex digits, published with the release)"
+        local tmp="$download_dir" got
         say "downloading $release_url" >&2
-        curl --fail --location --proto '=https' --tlsv1.2 --silent --show-error \
+        curl --fail --location --proto '=https' --proto-redir '=https' --tlsv1.2 --silent --show-error \
             -o "$tmp/reelbox" "$release_url" || die "cannot download $release_url"
+        got="$(sha256sum "$tmp/reelbox" | awk '{ print $1 }')"
+        if [[ "$got" != "$release_sha256" ]]; then
+            rm -f -- "$tmp/reelbox"
+            die "the download from $release_url has SHA-256 $got, not the expected $release_sha256; nothing was installed (a damaged or wrong file: check the URL and the checksum)"
+        fi
+        say "checked the download: SHA-256 $got" >&2
         chmod 0755 "$tmp/reelbox"
         printf '%s' "$tmp/reelbox"
         return
@@ -243,8 +257,7 @@ obtain_binary() {
 }
 
 install_binary() {
-    local src version dir current previous
-    src="$(obtain_binary)"
+    local src="$1" version dir current previous
     version="$("$src" --version 2>/dev/null | awk '{ print $2 }')" \
         || die "$src does not run (reelbox --version failed)"
     [[ "$version" =~ ^[0-9A-Za-z.+~-]+$ ]] || die "$src reports an odd version '$version'"
@@ -554,8 +567,15 @@ main() {
     check_os
     gather_settings
     install_packages
+    # Before anything is created: a download that fails its checksum leaves the system as it was.
+    local binary_src
+    if [[ -n "$release_url" ]]; then
+        download_dir="$(mktemp -d)"
+        trap 'rm -rf -- "$download_dir"' EXIT
+    fi
+    binary_src="$(obtain_binary)"
     create_user
-    install_binary
+    install_binary "$binary_src"
     install_config
     check_config
     install_unit

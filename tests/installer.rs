@@ -575,3 +575,137 @@ fn asks_for_missing_settings_in_a_terminal() {
         "{conf}"
     );
 }
+
+/// A loopback HTTPS server (Python's, with a certificate made here) serving `dir`.
+struct Https {
+    child: std::process::Child,
+    port: u16,
+    ca: PathBuf,
+}
+
+impl Drop for Https {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn https_server(dir: &Path, certs: &Path) -> Https {
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let serve = "import functools, http.server, ssl, sys\n\
+                 handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n\
+                 server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)\n\
+                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+                 ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n\
+                 server.socket = ctx.wrap_socket(server.socket, server_side=True)\n\
+                 print(server.server_address[1], flush=True)\n\
+                 server.serve_forever()\n";
+    let mut child = Command::new(tool("python3", "python3"))
+        .arg("-c")
+        .arg(serve)
+        .arg(dir)
+        .arg(&cert)
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("port line");
+    let port = line.trim().parse().unwrap_or_else(|_| panic!("python's https server said {line:?}"));
+    Https { child, port, ca: cert }
+}
+
+fn install_from_release(root: &Path, server: &Https, args: &[&str]) -> Output {
+    let mut c = Command::new("bash");
+    c.arg(script()).arg("--root").arg(root).args(args).args(STANDARD).stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("REELBOX_") {
+            c.env_remove(k);
+        }
+    }
+    // curl trusts the test's own certificate for this run only.
+    c.env("CURL_CA_BUNDLE", &server.ca).output().expect("run install.sh")
+}
+
+#[test]
+fn a_release_is_downloaded_over_https_and_installed_only_when_its_sha256_matches() {
+    assert!(is_root(), "the installer tests run as root");
+    let bin = common::bin();
+    let www = tempfile::tempdir().expect("tempdir");
+    let certs = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(bin, www.path().join("reelbox-linux-x86_64")).expect("publish the binary");
+    let damaged = {
+        let mut b = std::fs::read(bin).expect("binary");
+        let last = b.len() - 1;
+        b[last] ^= 0x5a;
+        b
+    };
+    std::fs::write(www.path().join("damaged"), &damaged).expect("publish a damaged copy");
+    let server = https_server(www.path(), certs.path());
+    let url = |name: &str| format!("https://127.0.0.1:{}/{name}", server.port);
+    let good_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(bin).expect("binary")))
+    };
+
+    // A download whose checksum differs installs nothing at all, not even the user.
+    let root = throwaway_root();
+    let r = root.path();
+    let (damaged_url, good_upper) = (url("damaged"), good_sha.to_uppercase());
+    let out =
+        install_from_release(r, &server, &["--release-url", &damaged_url, "--release-sha256", &good_upper]);
+    assert!(!out.status.success(), "a damaged download was installed: {}", text(&out.stdout));
+    let said = text(&out.stderr);
+    assert!(said.contains(&format!("not the expected {good_sha}")), "{said}");
+    assert!(said.contains("nothing was installed"), "{said}");
+    assert!(!r.join("opt/reelbox").exists(), "no binary");
+    let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap_or_default();
+    assert!(!passwd.lines().any(|l| l.starts_with("reelbox:")), "no user: {passwd}");
+    assert!(!r.join("etc/reelbox").exists(), "no configuration");
+
+    // Without a checksum, or over plain HTTP, it does not even try.
+    let good_url = url("reelbox-linux-x86_64");
+    for (args, expected) in [
+        (vec!["--release-url", good_url.as_str()], "needs --release-sha256"),
+        (vec!["--release-url", good_url.as_str(), "--release-sha256", "abc"], "needs --release-sha256"),
+        (
+            vec!["--release-url", "http://127.0.0.1:9/reelbox", "--release-sha256", good_sha.as_str()],
+            "must be an https:// address",
+        ),
+        (vec!["--release-sha256", good_sha.as_str()], "goes with --release-url"),
+    ] {
+        let out = install_from_release(r, &server, &args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(text(&out.stderr).contains(expected), "{args:?}: {}", text(&out.stderr));
+        assert!(!r.join("opt/reelbox").exists(), "{args:?} installed something");
+    }
+
+    // The right checksum: installed, byte for byte, and it runs from the root.
+    let out = install_from_release(r, &server, &["--release-url", &good_url, "--release-sha256", &good_sha]);
+    installed_ok(&out, "release install");
+    assert!(text(&out.stderr).contains(&format!("SHA-256 {good_sha}")), "{}", text(&out.stderr));
+    let installed = r.join(format!("opt/reelbox/versions/{}/reelbox", reelbox::VERSION));
+    assert_eq!(std::fs::read(&installed).expect("installed"), std::fs::read(bin).expect("built"));
+    let version = Command::new(&installed).arg("--version").output().expect("run installed");
+    assert!(text(&version.stdout).contains(reelbox::VERSION), "{}", text(&version.stdout));
+}
