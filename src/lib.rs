@@ -58,6 +58,8 @@ pub struct AppInner {
     pub backup: std::sync::OnceLock<backup::StatusHandle>,
     /// This node's role in the primary/replica pair, its epoch and replication progress.
     pub replica: replica::Node,
+    /// `is_https`, worked out once: every request asks (cookie name, HSTS).
+    https: bool,
 }
 
 impl Deref for App {
@@ -78,6 +80,7 @@ impl App {
     ) -> Result<App, argon2::Error> {
         let hasher = Hasher::new(&config.passwords)?;
         let replica = replica::Node::new(&config);
+        let https = config.base_url().starts_with("https://");
         Ok(App(Arc::new(AppInner {
             config,
             db,
@@ -94,11 +97,12 @@ impl App {
             replication: std::sync::OnceLock::new(),
             backup: std::sync::OnceLock::new(),
             replica,
+            https,
         })))
     }
 
     /// Whether links and cookies are for HTTPS (`__Host-` cookie prefix, `Secure`, HSTS).
     pub fn is_https(&self) -> bool {
-        self.config.base_url().starts_with("https://")
+        self.https
     }
 }

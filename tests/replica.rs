@@ -549,6 +549,15 @@ async fn replica_plays_renditions_and_its_accesses_are_audited_once_on_the_prima
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(master, via_primary.get(&master_path).await.text().await.expect("master"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = health(&replica).await;
+        if h["rendition_bytes_behind"] == 0 && h["media_bytes_behind"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica still reports bytes behind: {h}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let base = format!("/media/{media}/hls/");
     let rungs: Vec<&str> = master.lines().filter(|l| l.ends_with(".m3u8")).collect();
     assert!(!rungs.is_empty(), "{master}");

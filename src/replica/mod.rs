@@ -123,6 +123,8 @@ pub struct NodeInner {
     last_contact_ms: AtomicI64,
     /// Bytes of media the replica still has to fetch.
     pub media_bytes_behind: AtomicU64,
+    /// Bytes of published renditions (HLS rungs, downloads, posters) still to fetch.
+    pub rendition_bytes_behind: AtomicU64,
     /// The current role; background tasks watch it to start or stop with promotions and demotions.
     pub role_watch: watch::Sender<Role>,
     pub http: reqwest::Client,
@@ -168,6 +170,7 @@ impl Node {
             lag_ms: AtomicI64::new(-1),
             last_contact_ms: AtomicI64::new(0),
             media_bytes_behind: AtomicU64::new(0),
+            rendition_bytes_behind: AtomicU64::new(0),
             role_watch: watch::channel(role).0,
             http,
             audit_outbox: std::sync::OnceLock::new(),

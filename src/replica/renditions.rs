@@ -8,9 +8,10 @@
 //! database no longer has published files for lose their directory.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use futures_util::StreamExt;
@@ -177,6 +178,9 @@ impl Copied {
 
 /// On a replica: copy every item whose published files changed since the last pass, and remove
 /// the directories of items that have none any more. Returns the number of items copied.
+///
+/// Every changed item is listed first, so that the bytes still to fetch
+/// (`Node::rendition_bytes_behind`) are known before copying starts, and count down as it goes.
 pub async fn follow(app: &App, copied: &mut Copied) -> Result<usize, ReplicaError> {
     let published: BTreeMap<i64, String> = app
         .db
@@ -188,44 +192,66 @@ pub async fn follow(app: &App, copied: &mut Copied) -> Result<usize, ReplicaErro
         .map(|(id, v)| (id.0, v))
         .collect();
     let data_dir = app.config.data_dir.clone();
-    let mut done = 0;
+    let mut plans = Vec::new();
     for (id, version) in &published {
         if copied.items.get(id) == Some(version) {
             continue;
         }
-        copy_item(app, MediaId(*id)).await?;
-        copied.items.insert(*id, version.clone());
-        save_state(&data_dir, &copied.items)?;
+        let id = MediaId(*id);
+        let listing = list_item(app, id).await?;
+        let dir = media_dir(&data_dir, id);
+        let plan = blocking(move || Ok(Plan::new(id, &dir, listing))).await?;
+        plans.push((plan, version.clone()));
+    }
+    let behind = &app.replica.rendition_bytes_behind;
+    behind.store(plans.iter().map(|(p, _)| p.missing).sum(), Ordering::Relaxed);
+    let mut done = 0;
+    for (plan, version) in plans {
+        let id = plan.id;
+        copy_planned(app, plan).await?;
+        copied.items.insert(id.0, version);
+        let (dir, items) = (data_dir.clone(), copied.items.clone());
+        blocking(move || save_state(&dir, &items)).await?;
         done += 1;
     }
+    behind.store(0, Ordering::Relaxed);
     // Items purged (or never transcoded) on the primary: nothing of theirs stays here.
     let gone: Vec<i64> = if copied.swept {
         copied.items.keys().copied().filter(|id| !published.contains_key(id)).collect()
     } else {
-        local_items(&data_dir)?.into_iter().filter(|id| !published.contains_key(id)).collect()
+        let dir = data_dir.clone();
+        blocking(move || local_items(&dir))
+            .await?
+            .into_iter()
+            .filter(|id| !published.contains_key(id))
+            .collect()
     };
     for id in gone {
         let dir = media_dir(&data_dir, MediaId(id));
-        let removed = tokio::task::spawn_blocking({
-            let dir = dir.clone();
-            move || std::fs::remove_dir_all(dir)
-        })
-        .await
-        .map_err(|e| ReplicaError::Replication(e.to_string()))?;
-        match removed {
+        blocking(move || match std::fs::remove_dir_all(&dir) {
             Ok(()) => {
-                tracing::info!(media = id, "removed the files of an item the primary no longer publishes")
+                tracing::info!(media = id, "removed the files of an item the primary no longer publishes");
+                Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ReplicaError::io(dir, e)),
-        }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ReplicaError::io(dir, e)),
+        })
+        .await?;
     }
     copied.swept = true;
     if copied.items.keys().any(|id| !published.contains_key(id)) {
         copied.items.retain(|id, _| published.contains_key(id));
-        save_state(&data_dir, &copied.items)?;
+        let (dir, items) = (data_dir.clone(), copied.items.clone());
+        blocking(move || save_state(&dir, &items)).await?;
     }
     Ok(done)
+}
+
+/// File system work, off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ReplicaError> + Send + 'static,
+) -> Result<T, ReplicaError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ReplicaError::Replication(e.to_string()))?
 }
 
 fn local_items(data_dir: &Path) -> Result<Vec<i64>, ReplicaError> {
@@ -251,8 +277,8 @@ async fn signed_get(app: &App, pq: &str) -> Result<reqwest::Response, ReplicaErr
     Ok(res)
 }
 
-/// Copy one item's published files from the primary.
-async fn copy_item(app: &App, id: MediaId) -> Result<(), ReplicaError> {
+/// An item's listing from the primary, checked (signature, paths).
+async fn list_item(app: &App, id: MediaId) -> Result<Listing, ReplicaError> {
     let pq = format!("{FILES_PATH}/{id}/files");
     let res = signed_get(app, &pq).await?;
     let header = |n: &str| res.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -273,45 +299,96 @@ async fn copy_item(app: &App, id: MediaId) -> Result<(), ReplicaError> {
     if listing.files.iter().any(|f| safe_rel(&f.path).is_none()) {
         return Err(ReplicaError::Protocol(format!("the file list of item {id} names a path outside it")));
     }
+    Ok(listing)
+}
 
-    let dir = media_dir(&app.config.data_dir, id);
-    let staging = dir.join(STAGING);
-    let _ = std::fs::remove_dir_all(&staging);
-    let mut units: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
-    for f in &listing.files {
-        units.entry(unit(&f.path)).or_default().push(f);
-    }
-    // The master playlist goes last: it names the rungs.
-    let master = units.remove("hls/master.m3u8");
-    for (name, files) in
-        units.iter().map(|(n, f)| (n.as_str(), f)).chain(master.as_ref().map(|m| ("hls/master.m3u8", m)))
-    {
-        if files.iter().all(|f| same_here(&dir.join(&f.path), f)) {
-            continue;
+/// What copying one item takes: the units (a rung directory or a single file) that differ
+/// from what is here, master playlist last, each file marked with whether this replica
+/// already has it.
+struct Plan {
+    id: MediaId,
+    dir: PathBuf,
+    listing: Listing,
+    work: Vec<(String, Vec<(FileEntry, bool)>)>,
+    /// Bytes to fetch from the primary.
+    missing: u64,
+}
+
+impl Plan {
+    /// Blocking: compares (and hashes small) files here.
+    fn new(id: MediaId, dir: &Path, listing: Listing) -> Plan {
+        let mut units: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
+        for f in &listing.files {
+            units.entry(unit(&f.path)).or_default().push(f);
         }
-        for f in files {
+        // The master playlist goes last: it names the rungs.
+        let master = units.remove("hls/master.m3u8");
+        let mut work = Vec::new();
+        let mut missing = 0;
+        for (name, files) in units.into_iter().chain(master.map(|m| ("hls/master.m3u8".to_string(), m))) {
+            let have: Vec<(FileEntry, bool)> =
+                files.into_iter().map(|f| (f.clone(), same_here(&dir.join(&f.path), f))).collect();
+            if have.iter().all(|(_, here)| *here) {
+                continue;
+            }
+            missing += have.iter().filter(|(_, here)| !here).map(|(f, _)| f.size).sum::<u64>();
+            work.push((name, have));
+        }
+        Plan { id, dir: dir.to_path_buf(), listing, work, missing }
+    }
+}
+
+/// Copy one item's published files from the primary as planned.
+async fn copy_planned(app: &App, plan: Plan) -> Result<(), ReplicaError> {
+    let Plan { id, dir, listing, work, .. } = plan;
+    let staging = dir.join(STAGING);
+    {
+        let staging = staging.clone();
+        blocking(move || {
+            let _ = std::fs::remove_dir_all(&staging);
+            Ok(())
+        })
+        .await?;
+    }
+    for (name, files) in work {
+        for (f, here) in files {
             let to = staging.join(&f.path);
-            if same_here(&dir.join(&f.path), f) {
-                let parent = to.parent().unwrap_or(&staging);
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
-                std::fs::hard_link(dir.join(&f.path), &to)
-                    .or_else(|_| std::fs::copy(dir.join(&f.path), &to).map(|_| ()))
-                    .map_err(io(&to))?;
+            if here {
+                let from = dir.join(&f.path);
+                blocking(move || {
+                    let parent = to.parent().unwrap_or(Path::new("."));
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                    std::fs::hard_link(&from, &to)
+                        .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+                        .map_err(io(&to))
+                })
+                .await?;
             } else {
-                fetch(app, id, f, &to).await?;
+                fetch(app, id, &f, &to).await?;
+                let _ = app.replica.rendition_bytes_behind.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |b| Some(b.saturating_sub(f.size)),
+                );
             }
         }
-        publish(&staging.join(name), &dir.join(name))?;
+        let (from, to) = (staging.join(&name), dir.join(&name));
+        blocking(move || publish(&from, &to)).await?;
     }
     // What the primary no longer publishes goes (a replaced rung, a removed file).
-    let listed: std::collections::HashSet<String> = listing.files.iter().map(|f| unit(&f.path)).collect();
-    for (rel, path, _) in walk(&dir)? {
-        if !listed.contains(&unit(&rel)) {
-            let _ = std::fs::remove_file(&path);
+    let count = listing.files.len();
+    blocking(move || {
+        let listed: std::collections::HashSet<String> = listing.files.iter().map(|f| unit(&f.path)).collect();
+        for (rel, path, _) in walk(&dir)? {
+            if !listed.contains(&unit(&rel)) {
+                let _ = std::fs::remove_file(&path);
+            }
         }
-    }
-    let _ = std::fs::remove_dir_all(&staging);
-    tracing::debug!(media = %id, files = listing.files.len(), "published files copied from the primary");
+        let _ = std::fs::remove_dir_all(&staging);
+        Ok(())
+    })
+    .await?;
+    tracing::debug!(media = %id, files = count, "published files copied from the primary");
     Ok(())
 }
 
@@ -334,11 +411,12 @@ fn publish(from: &Path, to: &Path) -> Result<(), ReplicaError> {
 
 /// Fetch one listed file into `to`, checking its size and hash.
 async fn fetch(app: &App, id: MediaId, f: &FileEntry, to: &Path) -> Result<(), ReplicaError> {
+    use tokio::io::AsyncWriteExt;
     let res =
         signed_get(app, &format!("{FILES_PATH}/{id}/file?path={}", urlencoding::encode(&f.path))).await?;
     let parent = to.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let mut out = std::fs::File::create(to).map_err(io(to))?;
+    tokio::fs::create_dir_all(parent).await.map_err(io(parent))?;
+    let mut out = tokio::fs::File::create(to).await.map_err(io(to))?;
     let mut h = Sha256::new();
     let mut size = 0u64;
     let mut body = res.bytes_stream();
@@ -346,11 +424,13 @@ async fn fetch(app: &App, id: MediaId, f: &FileEntry, to: &Path) -> Result<(), R
         let chunk = chunk.map_err(|e| ReplicaError::Unreachable(e.to_string()))?;
         h.update(&chunk);
         size += chunk.len() as u64;
-        out.write_all(&chunk).map_err(io(to))?;
+        out.write_all(&chunk).await.map_err(io(to))?;
     }
+    out.flush().await.map_err(io(to))?;
+    drop(out);
     let got = hex::encode(h.finalize());
     if size != f.size || got != f.sha256 {
-        let _ = std::fs::remove_file(to);
+        let _ = tokio::fs::remove_file(to).await;
         return Err(ReplicaError::Protocol(format!(
             "item {id}: {} arrived with {size} bytes and SHA-256 {got}, listed as {} bytes {}",
             f.path, f.size, f.sha256
@@ -397,5 +477,45 @@ mod tests {
         std::fs::write(dir.join("hls/master.m3u8"), b"#EXTM3U\n#EXT-X-VERSION:7\n").expect("write");
         let again = list_published(data.path(), MediaId(4), &cache).expect("list");
         assert_eq!(again.files[1].sha256, hex::encode(Sha256::digest(b"#EXTM3U\n#EXT-X-VERSION:7\n")));
+    }
+
+    #[test]
+    fn a_plan_fetches_only_what_differs_and_counts_its_bytes() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let dir = media_dir(data.path(), MediaId(5));
+        std::fs::create_dir_all(dir.join("hls/240p")).expect("dirs");
+        std::fs::write(dir.join("hls/240p/init.mp4"), b"init").expect("write");
+        std::fs::write(dir.join("hls/240p/index.m3u8"), b"old playlist").expect("write");
+        std::fs::write(dir.join("poster.jpg"), b"poster").expect("write");
+        let entry = |path: &str, body: &[u8]| FileEntry {
+            path: path.into(),
+            size: body.len() as u64,
+            sha256: hex::encode(Sha256::digest(body)),
+        };
+        let listing = Listing {
+            files: vec![
+                entry("hls/240p/index.m3u8", b"new playlist"),
+                entry("hls/240p/init.mp4", b"init"),
+                entry("hls/240p/seg-00001.m4s", b"segment one"),
+                entry("hls/master.m3u8", b"#EXTM3U\n"),
+                entry("poster.jpg", b"poster"),
+            ],
+        };
+        let plan = Plan::new(MediaId(5), &dir, listing);
+        // The poster is here already; the rung is redone whole (its init linked, not fetched);
+        // the master comes last.
+        let units: Vec<&str> = plan.work.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(units, vec!["hls/240p", "hls/master.m3u8"]);
+        let rung: Vec<(&str, bool)> =
+            plan.work[0].1.iter().map(|(f, here)| (f.path.as_str(), *here)).collect();
+        assert_eq!(
+            rung,
+            vec![
+                ("hls/240p/index.m3u8", false),
+                ("hls/240p/init.mp4", true),
+                ("hls/240p/seg-00001.m4s", false)
+            ]
+        );
+        assert_eq!(plan.missing, (b"new playlist".len() + b"segment one".len() + b"#EXTM3U\n".len()) as u64);
     }
 }

@@ -52,10 +52,11 @@ pub fn health_fields(app: &App) -> serde_json::Map<String, serde_json::Value> {
         serde_json::to_value(if s.role == Role::Replica { applied } else { shipped }).unwrap_or_default(),
     );
     m.insert("promoted_from".into(), serde_json::to_value(promoted_from).unwrap_or_default());
-    m.insert(
-        "media_bytes_behind".into(),
-        node.media_bytes_behind.load(std::sync::atomic::Ordering::Relaxed).into(),
-    );
+    // Blobs (originals) and published renditions alike: what a viewer could miss here.
+    let blobs = node.media_bytes_behind.load(std::sync::atomic::Ordering::Relaxed);
+    let renditions = node.rendition_bytes_behind.load(std::sync::atomic::Ordering::Relaxed);
+    m.insert("media_bytes_behind".into(), (blobs + renditions).into());
+    m.insert("rendition_bytes_behind".into(), renditions.into());
     m
 }
 
