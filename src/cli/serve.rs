@@ -41,6 +41,8 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
     })?;
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
     let db = crate::db::Db::open(&cfg.data_dir, workers as u32 * 2).map_err(|e| fail(e.to_string()))?;
+    // The command line may write while the server runs; its caches must see that.
+    db.watch_other_writers().map_err(|e| fail(e.to_string()))?;
     let store = crate::store::BlobStore::open(&cfg.data_dir).map_err(|e| fail(e.to_string()))?;
     let uploads = crate::ingest::tus::Uploads::open(&cfg.data_dir).map_err(|e| fail(e.to_string()))?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -1,7 +1,9 @@
 //! Per-request lookups that rarely change — the session behind a cookie, a person's access,
-//! the category tree — cached for one database write generation. Any write (a grant, a
-//! revocation, a session renewal) bumps the generation, so a cached value is never older than
-//! the last write; revocations take effect on the very next request.
+//! the category tree — cached for one database write generation. Any write through the server
+//! (a grant, a revocation, a session renewal) bumps the generation, so a cached value is never
+//! older than the last write; revocations take effect on the very next request. Writes by
+//! another process (the command line) bump it within `db::OTHER_WRITERS_POLL` (see
+//! `Db::watch_other_writers`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
