@@ -81,6 +81,14 @@ async fn a_student_watches_in_firefox() {
     a_student_watches_with_captions_quality_speed_and_keys(BrowserKind::Firefox).await;
 }
 
+/// WebKit, Safari's engine, as WebKitGTK's MiniBrowser: its media goes through GStreamer, not
+/// Safari's AVFoundation, so this proves the page, the script and our MSE engine in WebKit, not
+/// Safari's own (native) HLS.
+#[tokio::test]
+async fn a_student_watches_in_webkit() {
+    a_student_watches_with_captions_quality_speed_and_keys(BrowserKind::WebKit).await;
+}
+
 async fn a_student_watches_with_captions_quality_speed_and_keys(kind: BrowserKind) {
     let driver_program = kind.require_driver();
     let browser_program = kind.require_browser();
