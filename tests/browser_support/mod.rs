@@ -29,9 +29,9 @@ fn install_hint(name: &str) -> String {
             .into(),
         "MiniBrowser" | "WebKitWebDriver" => "The WebKit browser tests need Debian's `webkit2gtk-driver` \
              (WebKitWebDriver; it pulls in libwebkit2gtk-4.1-0, whose MiniBrowser it drives), `xvfb` (MiniBrowser \
-             needs an X display) and `gstreamer1.0-libav` (WebKitGTK decodes H.264/AAC through GStreamer). Install \
-             them with `apt-get install -y --no-install-recommends webkit2gtk-driver xvfb gstreamer1.0-libav` (or \
-             `bash tests/run.sh --install-only`), or point REELBOX_WEBKITDRIVER and REELBOX_MINIBROWSER at \
+             needs an X display), `gstreamer1.0-libav` and `gstreamer1.0-plugins-bad` (WebKitGTK decodes H.264/AAC \
+             through GStreamer). Install them with `apt-get install -y --no-install-recommends webkit2gtk-driver \
+             xvfb gstreamer1.0-libav gstreamer1.0-plugins-bad` (or `bash tests/run.sh --install-only`), or point REELBOX_WEBKITDRIVER and REELBOX_MINIBROWSER at \
              existing binaries."
             .into(),
         "Xvfb" => "The WebKit browser tests run MiniBrowser on a virtual X display. Install it with `apt-get \
