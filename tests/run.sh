@@ -19,8 +19,8 @@ packages+=(firefox-esr)
 # webkit2gtk-driver, which provides /usr/bin/WebKitWebDriver) on an Xvfb display, as it has no
 # headless mode. WebKitGTK plays media through GStreamer: gstreamer1.0-libav decodes H.264 and
 # AAC, gstreamer1.0-plugins-bad has the h264parse its Media Source pipeline needs (without it
-# the video loads but never plays) and its WebVTT encoder for captions. plugins-base and -good
-# (MP4 demuxing, AAC parsing) come as dependencies of the library.
+# the video loads but never plays). plugins-base and -good (MP4 demuxing, AAC parsing) come as
+# dependencies of the library; our captions are <track> files WebKit reads itself.
 packages+=(webkit2gtk-driver xvfb gstreamer1.0-libav gstreamer1.0-plugins-bad)
 # tests/installer.rs: shellcheck, `nft -c`, `systemd-analyze verify`, systemd-sysusers, openssl.
 packages+=(shellcheck nftables systemd openssl)
