@@ -378,12 +378,28 @@
     media.controls = false;
     controls.hidden = false;
 
+    // A pause made while a seek is still under way must hold. WebKitGTK does not keep it: when
+    // the seek completes its GStreamer pipeline returns to the state it had before the seek
+    // (playing) and the element follows, firing `play` though nobody asked. Until that seek
+    // ends, such a `play` is undone.
+    var pausedInSeek = false;
     function togglePlay() {
       if (media.paused || media.ended) {
+        pausedInSeek = false;
         var p = media.play();
         if (p && p.catch) p.catch(function () { /* autoplay policy: the person presses again */ });
-      } else media.pause();
+      } else {
+        pausedInSeek = media.seeking;
+        media.pause();
+      }
     }
+    media.addEventListener("play", function () {
+      if (pausedInSeek) media.pause();
+    });
+    media.addEventListener("seeked", function () {
+      if (pausedInSeek && !media.paused) media.pause();
+      pausedInSeek = false;
+    });
     function skip(s) {
       var dur = isFinite(media.duration) ? media.duration : Infinity;
       media.currentTime = Math.max(0, Math.min(dur, media.currentTime + s));

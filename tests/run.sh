@@ -15,6 +15,13 @@ packages=(chromium chromium-driver ffmpeg wrk nginx-light nodejs python3-pip)
 # tests/browser_player.rs also drives Firefox: firefox-esr decodes H.264/AAC through ffmpeg's
 # libavcodec. Its driver, geckodriver, is not packaged in Debian 12 (see below).
 packages+=(firefox-esr)
+# ...and WebKit, Safari's engine: WebKitGTK's MiniBrowser (libwebkit2gtk-4.1-0, pulled in by
+# webkit2gtk-driver, which provides /usr/bin/WebKitWebDriver) on an Xvfb display, as it has no
+# headless mode. WebKitGTK plays media through GStreamer: gstreamer1.0-libav decodes H.264 and
+# AAC, gstreamer1.0-plugins-bad has the h264parse its Media Source pipeline needs (without it
+# the video loads but never plays). plugins-base and -good (MP4 demuxing, AAC parsing) come as
+# dependencies of the library; our captions are <track> files WebKit reads itself.
+packages+=(webkit2gtk-driver xvfb gstreamer1.0-libav gstreamer1.0-plugins-bad)
 # tests/installer.rs: shellcheck, `nft -c`, `systemd-analyze verify`, systemd-sysusers, openssl.
 packages+=(shellcheck nftables systemd openssl)
 # HTTPS tests (tests/tls*.rs): openssl s_client and curl as TLS peers, pebble as the ACME server.
@@ -104,6 +111,9 @@ export REELBOX_CHROMEDRIVER="${REELBOX_CHROMEDRIVER:-/usr/bin/chromedriver}"
 export REELBOX_CHROMIUM="${REELBOX_CHROMIUM:-/usr/bin/chromium}"
 export REELBOX_GECKODRIVER="${REELBOX_GECKODRIVER:-$geckodriver}"
 export REELBOX_FIREFOX="${REELBOX_FIREFOX:-/usr/bin/firefox-esr}"
+export REELBOX_WEBKITDRIVER="${REELBOX_WEBKITDRIVER:-/usr/bin/WebKitWebDriver}"
+# MiniBrowser lives under /usr/lib/<multiarch>/webkit2gtk-4.1/; the test finds it there unless
+# REELBOX_MINIBROWSER says otherwise (likewise Xvfb on the PATH, or REELBOX_XVFB).
 
 status=0
 cargo test --workspace --all-features "$@" || status=$?

@@ -1,6 +1,7 @@
 //! What the browser tests run against: the real reelbox binary, a WebDriver server
-//! (chromedriver or geckodriver) and its browser (Chromium or Firefox). Each process is ended
-//! when its guard is dropped, so a failing test leaves nothing behind.
+//! (chromedriver, geckodriver or WebKitWebDriver) and its browser (Chromium, Firefox or WebKitGTK's
+//! MiniBrowser, which has no headless mode and gets an Xvfb display of its own). Each process is
+//! ended when its guard is dropped, so a failing test leaves nothing behind.
 
 pub mod webdriver;
 
@@ -25,6 +26,16 @@ fn install_hint(name: &str) -> String {
              geckodriver. Install them with `apt-get install -y firefox-esr` and `cargo install --locked \
              geckodriver` (or `bash tests/run.sh --install-only`), or point REELBOX_FIREFOX and \
              REELBOX_GECKODRIVER at existing binaries."
+            .into(),
+        "MiniBrowser" | "WebKitWebDriver" => "The WebKit browser tests need Debian's `webkit2gtk-driver` \
+             (WebKitWebDriver; it pulls in libwebkit2gtk-4.1-0, whose MiniBrowser it drives), `xvfb` (MiniBrowser \
+             needs an X display), `gstreamer1.0-libav` and `gstreamer1.0-plugins-bad` (WebKitGTK decodes H.264/AAC \
+             through GStreamer). Install them with `apt-get install -y --no-install-recommends webkit2gtk-driver \
+             xvfb gstreamer1.0-libav gstreamer1.0-plugins-bad` (or `bash tests/run.sh --install-only`), or point REELBOX_WEBKITDRIVER and REELBOX_MINIBROWSER at \
+             existing binaries."
+            .into(),
+        "Xvfb" => "The WebKit browser tests run MiniBrowser on a virtual X display. Install it with `apt-get \
+             install -y xvfb` (or `bash tests/run.sh --install-only`)."
             .into(),
         other => format!("Install it with `apt-get install -y {other}` (or `bash tests/run.sh --install-only`)."),
     }
@@ -63,6 +74,9 @@ pub enum BrowserKind {
     Chromium,
     /// Debian's `firefox-esr` through Mozilla's `geckodriver` (`cargo install geckodriver`).
     Firefox,
+    /// WebKitGTK's MiniBrowser (package `libwebkit2gtk-4.1-0`) through `WebKitWebDriver`
+    /// (package `webkit2gtk-driver`), on an Xvfb display: Safari's engine, not Safari.
+    WebKit,
 }
 
 impl BrowserKind {
@@ -70,6 +84,7 @@ impl BrowserKind {
         match self {
             BrowserKind::Chromium => "Chromium",
             BrowserKind::Firefox => "Firefox",
+            BrowserKind::WebKit => "WebKit",
         }
     }
 
@@ -78,10 +93,12 @@ impl BrowserKind {
         match self {
             BrowserKind::Chromium => "chromedriver",
             BrowserKind::Firefox => "geckodriver",
+            BrowserKind::WebKit => "WebKitWebDriver",
         }
     }
 
-    /// The WebDriver server (REELBOX_CHROMEDRIVER / REELBOX_GECKODRIVER); panics with how to
+    /// The WebDriver server (REELBOX_CHROMEDRIVER / REELBOX_GECKODRIVER / REELBOX_WEBKITDRIVER);
+    /// panics with how to
     /// install it when it is missing.
     pub fn require_driver(self) -> PathBuf {
         match self {
@@ -97,14 +114,29 @@ impl BrowserKind {
                 let default = cargo_home.join("bin").join("geckodriver");
                 require_tool("REELBOX_GECKODRIVER", &default.to_string_lossy(), "geckodriver")
             }
+            BrowserKind::WebKit => {
+                require_tool("REELBOX_WEBKITDRIVER", "/usr/bin/WebKitWebDriver", "WebKitWebDriver")
+            }
         }
     }
 
-    /// The browser (REELBOX_CHROMIUM / REELBOX_FIREFOX); panics with how to install it.
+    /// The browser (REELBOX_CHROMIUM / REELBOX_FIREFOX / REELBOX_MINIBROWSER); panics with how to
+    /// install it.
     pub fn require_browser(self) -> PathBuf {
         match self {
             BrowserKind::Chromium => require_tool("REELBOX_CHROMIUM", "/usr/bin/chromium", "chromium"),
             BrowserKind::Firefox => require_tool("REELBOX_FIREFOX", "/usr/bin/firefox-esr", "firefox-esr"),
+            BrowserKind::WebKit => {
+                // Not on the PATH: it lives in the library's directory, under the multiarch triplet.
+                let default = std::fs::read_dir("/usr/lib")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|arch| arch.path().join("webkit2gtk-4.1/MiniBrowser"))
+                    .find(|p| p.is_file())
+                    .unwrap_or_else(|| PathBuf::from("/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"));
+                require_tool("REELBOX_MINIBROWSER", &default.to_string_lossy(), "MiniBrowser")
+            }
         }
     }
 }
@@ -122,12 +154,59 @@ fn free_loopback_port() -> Result<u16> {
     listener.local_addr().map(|a| a.port()).map_err(|e| format!("cannot find a free port: {e}"))
 }
 
-/// A WebDriver server (chromedriver or geckodriver) on a loopback port of its own.
+/// A virtual X display (Xvfb) for a browser that cannot run headless.
+struct Display {
+    child: Child,
+    /// Its number, as in `DISPLAY=:N`.
+    number: u32,
+}
+
+impl Display {
+    fn start(log: &Path) -> Result<Display> {
+        let program = require_tool("REELBOX_XVFB", "/usr/bin/Xvfb", "Xvfb");
+        let stderr =
+            std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        // `-displayfd 1`: Xvfb picks a free display number itself and writes it to its stdout once
+        // it accepts connections, so parallel runs (or another X server here) never collide.
+        let mut child = Command::new(&program)
+            .args(["-displayfd", "1", "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}. {}", program.display(), install_hint("Xvfb")))?;
+        let stdout = child.stdout.take().ok_or("Xvfb has no stdout pipe")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut display = Display { child, number: 0 };
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        display.number = line.trim().parse().map_err(|_| {
+            format!("Xvfb did not report its display within 20 s (said {line:?}); see {}", log.display())
+        })?;
+        Ok(display)
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebDriver server (chromedriver, geckodriver or WebKitWebDriver) on a loopback port of its own.
 pub struct Driver {
     kind: BrowserKind,
     child: Child,
     port: u16,
     pub url: String,
+    /// Dropped after the driver (fields drop in order), so the browser never loses its display
+    /// while it is being shut down.
+    _display: Option<Display>,
 }
 
 impl Driver {
@@ -135,6 +214,7 @@ impl Driver {
         let port = free_loopback_port()?;
         let mut command = Command::new(program);
         command.stdin(Stdio::null());
+        let mut display = None;
         match kind {
             BrowserKind::Chromium => {
                 command
@@ -157,11 +237,31 @@ impl Driver {
                     // shutdown command and a killed geckodriver leaves its Firefox running.
                     .process_group(0);
             }
+            BrowserKind::WebKit => {
+                // MiniBrowser has no headless mode: it gets an X display of its own. GTK must
+                // not try a Wayland compositor from the environment instead.
+                let x = Display::start(&log.with_extension("xvfb.log"))?;
+                let file = std::fs::File::create(log)
+                    .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+                let copy = file.try_clone().map_err(|e| format!("cannot share {}: {e}", log.display()))?;
+                command
+                    .args(["--host=127.0.0.1", &format!("--port={port}")])
+                    .env("DISPLAY", format!(":{}", x.number))
+                    .env("GDK_BACKEND", "x11")
+                    .env_remove("WAYLAND_DISPLAY")
+                    .stdout(file)
+                    .stderr(copy)
+                    // Its own process group, like geckodriver: a killed WebKitWebDriver leaves
+                    // its MiniBrowser (and MiniBrowser's web and network processes) running.
+                    .process_group(0);
+                display = Some(x);
+            }
         }
         let child = command.spawn().map_err(|e| {
             format!("cannot start {}: {e}. {}", program.display(), install_hint(kind.driver_name()))
         })?;
-        let mut driver = Driver { kind, child, port, url: format!("http://127.0.0.1:{port}") };
+        let mut driver =
+            Driver { kind, child, port, url: format!("http://127.0.0.1:{port}"), _display: display };
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(2))
@@ -216,9 +316,9 @@ impl Drop for Driver {
                     return;
                 }
             }
-            BrowserKind::Firefox => {
-                // The group is geckodriver's own (see `start`): its id is geckodriver's pid. TERM
-                // first so Firefox can shut down, then KILL whatever is left of the group.
+            BrowserKind::Firefox | BrowserKind::WebKit => {
+                // The group is the driver's own (see `start`): its id is the driver's pid. TERM
+                // first so the browser can shut down, then KILL whatever is left of the group.
                 let group = format!("-{}", self.child.id());
                 let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
                 self.exited_within(Duration::from_secs(3));

@@ -3,7 +3,7 @@
 //!
 //! Why not fantoccini: with its default features off (no TLS stack) it offers no HTTP connector,
 //! and building one needs `hyper-util` as a direct dependency. Plain JSON over loopback HTTP is
-//! all chromedriver and geckodriver need, and reqwest is already here.
+//! all chromedriver, geckodriver and WebKitWebDriver need, and reqwest is already here.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -108,6 +108,21 @@ impl Browser {
                     },
                 })
             }
+            BrowserKind::WebKit => {
+                // MiniBrowser only takes orders from a driver in `--automation` mode, and then
+                // keeps its website data in memory (the profile directory stays unused). It has
+                // no window-size option: the window is sized below, once the session exists.
+                json!({
+                    "pageLoadStrategy": "normal",
+                    "timeouts": timeouts,
+                    // Loopback only: no proxy, whatever the environment says.
+                    "proxy": { "proxyType": "direct" },
+                    "webkitgtk:browserOptions": {
+                        "binary": binary.display().to_string(),
+                        "args": ["--automation"],
+                    },
+                })
+            }
         };
         let capabilities = json!({ "capabilities": { "alwaysMatch": capabilities } });
         let http = reqwest::Client::builder()
@@ -128,14 +143,19 @@ impl Browser {
         let id = value["sessionId"]
             .as_str()
             .ok_or_else(|| format!("{} answered a new session without an id: {value}", kind.driver_name()))?;
-        Ok(Browser {
+        let browser = Browser {
             name,
             kind,
             http,
             session_url: format!("{driver_url}/session/{id}"),
             app_base: app_base.trim_end_matches('/').to_string(),
             _profile: profile,
-        })
+        };
+        if kind == BrowserKind::WebKit {
+            let size = json!({ "width": 1280, "height": 900 });
+            browser.cmd(Method::POST, "/window/rect", Some(size)).await?;
+        }
+        Ok(browser)
     }
 
     /// End the session (the browser exits).
