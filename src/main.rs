@@ -2,12 +2,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc rather than glibc's malloc: every request allocates and frees a few hundred small
-/// objects across two worker threads, where glibc's arenas measured about 5 % of the server's
-/// CPU while serving media (see the README's performance section).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     reelbox::tls::install_crypto_provider();
     let cli = reelbox::cli::Cli::parse();
