@@ -709,3 +709,43 @@ fn a_release_is_downloaded_over_https_and_installed_only_when_its_sha256_matches
     let version = Command::new(&installed).arg("--version").output().expect("run installed");
     assert!(text(&version.stdout).contains(reelbox::VERSION), "{}", text(&version.stdout));
 }
+
+/// Ubuntu 22.04 and 24.04 cannot be booted here (only Debian's archive is reachable), so what
+/// can be checked is checked: the installer takes their os-release as it writes it, and the
+/// binary asks for no glibc symbol newer than 22.04's glibc 2.35.
+#[test]
+fn ubuntu_lts_releases_are_accepted_and_the_binary_fits_their_glibc() {
+    assert!(is_root(), "the installer tests run as root");
+    let bin = common::bin();
+    for version in ["22.04", "24.04"] {
+        let root = throwaway_root();
+        let r = root.path();
+        let release = format!(
+            "PRETTY_NAME=\"Ubuntu {version} LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"{version}\"\nID=ubuntu\nID_LIKE=debian\n"
+        );
+        std::fs::write(r.join("etc/os-release"), release).expect("os-release");
+        let out = install(r, &with_binary(&[STANDARD, &["--no-firewall"]].concat(), bin));
+        installed_ok(&out, &format!("install on Ubuntu {version}"));
+        assert!(text(&out.stdout).contains(&format!("system: ubuntu {version}")), "{}", text(&out.stdout));
+        assert!(r.join(format!("opt/reelbox/versions/{}/reelbox", reelbox::VERSION)).is_file());
+    }
+
+    let objdump = tool("objdump", "binutils");
+    let symbols = Command::new(objdump).arg("-T").arg(bin).output().expect("objdump");
+    assert!(symbols.status.success(), "{}", text(&symbols.stderr));
+    let newest = text(&symbols.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.trim_start_matches('(').trim_end_matches(')').strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next().flatten().unwrap_or(0)))
+        })
+        .max()
+        .expect("the binary links glibc");
+    assert!(
+        newest <= (2, 35),
+        "the binary needs glibc {}.{}, newer than Ubuntu 22.04's 2.35",
+        newest.0,
+        newest.1
+    );
+}
