@@ -495,14 +495,10 @@ fn installs_into_a_throwaway_root_runs_repeats_upgrades_and_uninstalls() {
     assert!(!passwd.lines().any(|l| l.starts_with("reelbox:")), "purge removes the user");
 }
 
-#[test]
-fn files_mode_copies_the_certificate_where_the_service_can_read_it() {
-    assert!(is_root(), "the installer tests run as root");
-    let bin = common::bin();
-    let root = throwaway_root();
-    let r = root.path();
-    let certs = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+/// A self-signed P-256 certificate for `name` (and `extra` openssl arguments) in `dir`: the
+/// certificate's and the key's paths.
+fn self_signed(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = Command::new("openssl")
         .args([
             "req",
@@ -515,13 +511,26 @@ fn files_mode_copies_the_certificate_where_the_service_can_read_it() {
             "-days",
             "2",
         ])
-        .args(["-subj", "/CN=media.school.lan", "-keyout"])
+        .args(["-subj", &format!("/CN={name}")])
+        .args(extra)
+        .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("openssl (apt-get install openssl)");
     assert!(made.status.success(), "{}", text(&made.stderr));
+    (cert, key)
+}
+
+#[test]
+fn files_mode_copies_the_certificate_where_the_service_can_read_it() {
+    assert!(is_root(), "the installer tests run as root");
+    let bin = common::bin();
+    let root = throwaway_root();
+    let r = root.path();
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(certs.path(), "media.school.lan", &[]);
     let (c, k) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
     let args = ["--hostname", "media.school.lan", "--tls", "files", "--cert", c, "--key", k, "--no-firewall"];
     let out = install(r, &with_binary(&args, bin));
@@ -591,26 +600,7 @@ impl Drop for Https {
 }
 
 fn https_server(dir: &Path, certs: &Path) -> Https {
-    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl (apt-get install openssl)");
-    assert!(made.status.success(), "{}", text(&made.stderr));
+    let (cert, key) = self_signed(certs, "127.0.0.1", &["-addext", "subjectAltName=IP:127.0.0.1"]);
     let serve = "import functools, http.server, ssl, sys\n\
                  handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n\
                  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)\n\

@@ -410,13 +410,7 @@ where
     };
     if let Err(e) = written {
         if matches!(e, StoreError::DiskFull { .. }) {
-            // Keeping a partial upload on a full disk helps nobody and holds space others need:
-            // remove its bytes and its item now; the client starts again once there is room.
-            // The bytes go first, closed everywhere: the database needs room to record the removal.
-            close(writer).await?;
-            drop(guard);
-            remove_partial(app, &upload).await?;
-            discard(app, &upload, Some(actor), "upload.failed", &e.to_string()).await?;
+            drop_on_full_disk(app, actor, &upload, writer, guard, &e.to_string()).await?;
             return Err(e.into());
         }
         drop(writer);
@@ -463,10 +457,7 @@ where
         let e = IngestError::from(e);
         if e.kind() == ErrorKind::InsufficientStorage {
             // SQLite found the disk full: the same as the store finding it full.
-            close(writer).await?;
-            drop(guard);
-            remove_partial(app, &upload).await?;
-            discard(app, &upload, Some(actor), "upload.failed", &e.to_string()).await?;
+            drop_on_full_disk(app, actor, &upload, writer, guard, &e.to_string()).await?;
             return Err(e);
         }
         drop(writer);
@@ -653,9 +644,24 @@ pub async fn discard(
     remove_partial(app, upload).await
 }
 
-/// Close a writer given up on, waiting (off the runtime) until its trail has let go of the file.
-async fn close(writer: BlobWriter) -> Result<(), IngestError> {
-    tokio::task::spawn_blocking(move || writer.close()).await.map_err(|e| IngestError::Task(e.to_string()))
+/// Keeping a partial upload on a full disk helps nobody and holds space others need: remove its
+/// bytes and its item now; the client starts again once there is room. The bytes go first, with
+/// the writer closed everywhere (its trail joined, off the runtime), so that the space is free
+/// when the database records the removal.
+async fn drop_on_full_disk<G>(
+    app: &App,
+    actor: &Actor,
+    upload: &Upload,
+    writer: BlobWriter,
+    guard: G,
+    detail: &str,
+) -> Result<(), IngestError> {
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .map_err(|e| IngestError::Task(e.to_string()))?;
+    drop(guard);
+    remove_partial(app, upload).await?;
+    discard(app, upload, Some(actor), "upload.failed", detail).await
 }
 
 async fn remove_partial(app: &App, upload: &Upload) -> Result<(), IngestError> {

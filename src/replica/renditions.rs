@@ -204,7 +204,7 @@ pub async fn follow(app: &App, copied: &mut Copied) -> Result<usize, ReplicaErro
         plans.push((plan, version.clone()));
     }
     let behind = &app.replica.rendition_bytes_behind;
-    behind.store(plans.iter().map(|(p, _)| p.missing).sum(), Ordering::Relaxed);
+    behind.store(plans.iter().map(|(p, _)| p.missing()).sum(), Ordering::Relaxed);
     let mut done = 0;
     for (plan, version) in plans {
         let id = plan.id;
@@ -310,8 +310,6 @@ struct Plan {
     dir: PathBuf,
     listing: Listing,
     work: Vec<(String, Vec<(FileEntry, bool)>)>,
-    /// Bytes to fetch from the primary.
-    missing: u64,
 }
 
 impl Plan {
@@ -324,17 +322,20 @@ impl Plan {
         // The master playlist goes last: it names the rungs.
         let master = units.remove("hls/master.m3u8");
         let mut work = Vec::new();
-        let mut missing = 0;
         for (name, files) in units.into_iter().chain(master.map(|m| ("hls/master.m3u8".to_string(), m))) {
             let have: Vec<(FileEntry, bool)> =
                 files.into_iter().map(|f| (f.clone(), same_here(&dir.join(&f.path), f))).collect();
             if have.iter().all(|(_, here)| *here) {
                 continue;
             }
-            missing += have.iter().filter(|(_, here)| !here).map(|(f, _)| f.size).sum::<u64>();
             work.push((name, have));
         }
-        Plan { id, dir: dir.to_path_buf(), listing, work, missing }
+        Plan { id, dir: dir.to_path_buf(), listing, work }
+    }
+
+    /// Bytes to fetch from the primary.
+    fn missing(&self) -> u64 {
+        self.work.iter().flat_map(|(_, files)| files).filter(|(_, here)| !here).map(|(f, _)| f.size).sum()
     }
 }
 
@@ -351,19 +352,26 @@ async fn copy_planned(app: &App, plan: Plan) -> Result<(), ReplicaError> {
         .await?;
     }
     for (name, files) in work {
+        // What is here already is linked into the staged unit in one trip to the blocking pool.
+        let kept: Vec<(PathBuf, PathBuf)> = files
+            .iter()
+            .filter(|(_, here)| *here)
+            .map(|(f, _)| (dir.join(&f.path), staging.join(&f.path)))
+            .collect();
+        blocking(move || {
+            for (from, to) in kept {
+                let parent = to.parent().unwrap_or(Path::new("."));
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+                std::fs::hard_link(&from, &to)
+                    .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+                    .map_err(io(&to))?;
+            }
+            Ok(())
+        })
+        .await?;
         for (f, here) in files {
-            let to = staging.join(&f.path);
-            if here {
-                let from = dir.join(&f.path);
-                blocking(move || {
-                    let parent = to.parent().unwrap_or(Path::new("."));
-                    std::fs::create_dir_all(parent).map_err(io(parent))?;
-                    std::fs::hard_link(&from, &to)
-                        .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
-                        .map_err(io(&to))
-                })
-                .await?;
-            } else {
+            if !here {
+                let to = staging.join(&f.path);
                 fetch(app, id, &f, &to).await?;
                 let _ = app.replica.rendition_bytes_behind.fetch_update(
                     Ordering::Relaxed,
@@ -516,6 +524,9 @@ mod tests {
                 ("hls/240p/seg-00001.m4s", false)
             ]
         );
-        assert_eq!(plan.missing, (b"new playlist".len() + b"segment one".len() + b"#EXTM3U\n".len()) as u64);
+        assert_eq!(
+            plan.missing(),
+            (b"new playlist".len() + b"segment one".len() + b"#EXTM3U\n".len()) as u64
+        );
     }
 }

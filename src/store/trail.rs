@@ -144,11 +144,15 @@ impl Trail {
 }
 
 impl Trail {
+    fn stop(&self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+    }
+
     /// Stop the thread and wait until it has closed its descriptor: after this, removing the
     /// file frees its space at once. Blocking (an fdatasync in progress is waited for).
     pub(super) fn stop_and_wait(mut self) {
-        self.shared.lock().stop = true;
-        self.shared.changed.notify_all();
+        self.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -159,8 +163,7 @@ impl Drop for Trail {
     fn drop(&mut self) {
         // Not joined: an fdatasync in progress may take a while and the caller may be async.
         // The thread notices `stop` after its current step and exits; it holds no lock.
-        self.shared.lock().stop = true;
-        self.shared.changed.notify_all();
+        self.stop();
     }
 }
 
