@@ -14,6 +14,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
+mod changes;
 pub mod ids;
 pub mod rows;
 
@@ -34,8 +35,7 @@ const MIGRATIONS: &[&str] = &[
 /// ship, checkpoints like SQLite's automatic checkpoint). No other code sets this.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 0;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often [`Db::watch_other_writers`] looks for commits by other processes.
-pub const OTHER_WRITERS_POLL: Duration = Duration::from_millis(200);
+pub use changes::OTHER_WRITERS_POLL;
 pub const DB_FILE: &str = "reelbox.db";
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +182,8 @@ pub struct Db {
     /// The writer applied replicated pages (`sqlite_dbpage`), which bypass the B-tree layer: its
     /// parsed pages and schema may be stale, so the next ordinary write reopens it first.
     writer_stale: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by [`Db::watch_other_writers`] (the server): notices other processes' commits.
+    changes: Arc<std::sync::OnceLock<changes::ChangeWatch>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -232,6 +234,7 @@ impl Db {
             generation: Arc::new(AtomicU64::new(0)),
             read_only: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             writer_stale: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            changes: Arc::default(),
         })
     }
 
@@ -253,38 +256,6 @@ impl Db {
         })
         .await
         .map_err(|e| E::from(DbError::Task(e.to_string())))?
-    }
-
-    /// Writes by another process (the command line's `user add`, `token create`, `archive
-    /// restore`, `recover`) do not pass through this `Db`, so they do not bump the generation by
-    /// themselves. A thread of its own notices them: `PRAGMA data_version` on a connection that
-    /// never writes changes whenever any other connection commits, and then the generation is
-    /// bumped, so no cache is more than [`OTHER_WRITERS_POLL`] older than such a write. (It also
-    /// sees this process's own commits, which bump the generation anyway: harmless.) The thread
-    /// ends when the last handle of this `Db` is dropped.
-    pub fn watch_other_writers(&self) -> Result<(), DbError> {
-        let conn = self.open_connection(true)?;
-        let generation = Arc::downgrade(&self.generation);
-        let version = |c: &Connection| c.pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0));
-        let mut last = version(&conn)?;
-        std::thread::Builder::new()
-            .name("db-change-watch".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(OTHER_WRITERS_POLL);
-                    let Some(generation) = generation.upgrade() else { return };
-                    match version(&conn) {
-                        Ok(now) if now != last => {
-                            last = now;
-                            generation.fetch_add(1, Ordering::Release);
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::debug!(error = %e, "could not read the database's data version"),
-                    }
-                }
-            })
-            .map_err(|e| DbError::Task(format!("starting the change watch: {e}")))?;
-        Ok(())
     }
 
     /// A short point read (a row by its key) on the calling thread when a reader is idle and
@@ -402,7 +373,11 @@ impl Db {
     }
 
     /// The write generation. Read it *before* querying when caching a result.
+    /// Commits by other processes that the change watch has seen count first.
     pub fn generation(&self) -> u64 {
+        if let Some(watch) = self.changes.get() {
+            watch.bump_if_changed(&self.generation);
+        }
         self.generation.load(Ordering::Acquire)
     }
 
@@ -623,27 +598,5 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(200), "it waited: {:?}", started.elapsed());
         assert!(ticks.load(Ordering::Relaxed) >= 5, "the async thread was not blocked meanwhile");
         holder.join().expect("holder").expect("held read");
-    }
-
-    /// A commit by another process (here: a connection of its own, as the command line has)
-    /// bumps the generation, so the server's caches drop what it changed.
-    #[test]
-    fn other_writers_bump_the_generation() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path(), 1).expect("open");
-        db.watch_other_writers().expect("watch");
-        let quiet = db.generation();
-        std::thread::sleep(OTHER_WRITERS_POLL * 3);
-        assert_eq!(db.generation(), quiet, "nothing was written, nothing to drop");
-
-        let other = Connection::open(db.path()).expect("another writer");
-        other
-            .execute("INSERT INTO categories (name, created_at) VALUES ('from elsewhere', 0)", [])
-            .expect("insert");
-        let deadline = std::time::Instant::now() + OTHER_WRITERS_POLL * 25;
-        while db.generation() == quiet {
-            assert!(std::time::Instant::now() < deadline, "the other process's commit went unnoticed");
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }

@@ -1,9 +1,10 @@
 //! Per-request lookups that rarely change — the session behind a cookie, a person's access,
-//! the category tree — cached for one database write generation. Any write through the server
-//! (a grant, a revocation, a session renewal) bumps the generation, so a cached value is never
-//! older than the last write; revocations take effect on the very next request. Writes by
-//! another process (the command line) bump it within `db::OTHER_WRITERS_POLL` (see
-//! `Db::watch_other_writers`).
+//! the category tree, the item behind every media segment — cached for one database write
+//! generation. Any write through the server (a grant, a revocation, a session renewal, a
+//! transcode finishing) bumps the generation, so a cached value is never older than the last
+//! write; revocations take effect on the very next request. A command-line write beside the
+//! server counts from the next request after the command ends; another long-running writer's
+//! within `db::OTHER_WRITERS_POLL` (see `db::changes`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -11,8 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::accounts::grants::Access;
 use crate::accounts::sessions::ActiveSession;
-use crate::db::ids::UserId;
+use crate::db::ids::{MediaId, UserId};
 use crate::library::categories::Category;
+use crate::library::media::MediaItem;
 
 /// Entries kept per map before it is emptied (a bound, not a tuning knob).
 const MAX_ENTRIES: usize = 10_000;
@@ -49,11 +51,18 @@ pub struct Caches {
     sessions: Generational<Vec<u8>, Option<Arc<ActiveSession>>>,
     access: Generational<Option<(UserId, bool)>, Arc<Access>>,
     categories: Generational<(), Arc<Vec<Category>>>,
+    /// An item's row (or `None`: no such item), before any permission check.
+    items: Generational<MediaId, Option<Arc<MediaItem>>>,
 }
 
 impl Default for Caches {
     fn default() -> Self {
-        Caches { sessions: Generational::new(), access: Generational::new(), categories: Generational::new() }
+        Caches {
+            sessions: Generational::new(),
+            access: Generational::new(),
+            categories: Generational::new(),
+            items: Generational::new(),
+        }
     }
 }
 
@@ -75,5 +84,11 @@ impl Caches {
     }
     pub fn put_categories(&self, generation: u64, c: Arc<Vec<Category>>) {
         self.categories.put((), generation, c);
+    }
+    pub fn item(&self, id: MediaId, generation: u64) -> Option<Option<Arc<MediaItem>>> {
+        self.items.get(&id, generation)
+    }
+    pub fn put_item(&self, id: MediaId, generation: u64, item: Option<Arc<MediaItem>>) {
+        self.items.put(id, generation, item);
     }
 }

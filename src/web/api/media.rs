@@ -3,6 +3,8 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::App;
@@ -144,9 +146,23 @@ async fn upload(
 /// The item, if `user` may see it: view on its category, and for items not (yet) listed the
 /// right role — an unfinished upload its owner and editors, a recycled item managers, an
 /// archived one administrators. Anything else is reported as missing.
-pub async fn visible_item(app: &App, user: Option<&CurrentUser>, id: MediaId) -> Result<MediaItem, WebError> {
-    // Read in place when it can be: this runs for every segment a player fetches.
-    let item = app.db.read_point(move |c| media::get_row(c, id)).await?.ok_or_else(WebError::not_found)?;
+pub async fn visible_item(
+    app: &App,
+    user: Option<&CurrentUser>,
+    id: MediaId,
+) -> Result<Arc<MediaItem>, WebError> {
+    // This runs for every segment a player fetches: the row is cached for the write generation,
+    // and read in place when it can be.
+    let generation = app.db.generation();
+    let item = match app.caches.item(id, generation) {
+        Some(item) => item,
+        None => {
+            let item = app.db.read_point(move |c| media::get_row(c, id)).await?.map(Arc::new);
+            app.caches.put_item(id, generation, item.clone());
+            item
+        }
+    };
+    let item = item.ok_or_else(WebError::not_found)?;
     let access = match require_role(app, user, item.category_id, Role::View).await {
         Ok(a) => a,
         // Forbidden would reveal the item exists; view on the category is all that was missing.
@@ -172,7 +188,7 @@ async fn one(
     let id = item.id;
     let playback = app.db.read(move |c| crate::transcode::playback(c, id)).await?;
     let damaged = app.db.read(move |c| crate::library::scrub::damaged(c, id)).await?;
-    let mut json = serde_json::to_value(&item).map_err(WebError::internal)?;
+    let mut json = serde_json::to_value(&*item).map_err(WebError::internal)?;
     if let Some(obj) = json.as_object_mut() {
         obj.insert("playable".into(), playback.playable.into());
         obj.insert("progress".into(), playback.progress.into());

@@ -142,7 +142,7 @@ pub async fn media_item(
     req: &HttpRequest,
     viewer: Viewer,
     id: MediaId,
-) -> Result<(MediaItem, Option<CurrentUser>, Option<String>), WebError> {
+) -> Result<(std::sync::Arc<MediaItem>, Option<CurrentUser>, Option<String>), WebError> {
     let mut user = viewer.0;
     let mut token = None;
     if user.is_none()
@@ -198,7 +198,6 @@ async fn serve(
         return playlist_with_token(req, res, path, token).await;
     }
     let cond = ranges::Conditions::of(req);
-    let shown = path.display().to_string();
     // Plain HTTP/1.1 connections send the file with sendfile; nothing is read here then.
     let slot = if req.method() == actix_web::http::Method::GET { sendfile::slot_of(req) } else { None };
     let prepared = if slot.is_some() {
@@ -206,12 +205,15 @@ async fn serve(
         // page-cached directory entry, done in place as nginx does, rather than a round trip
         // through the blocking pool for every segment. Reading the bytes is the kernel's job.
         ranges::prepare_for(&path, &cond, true)
+            .map_err(|e| WebError::internal(format!("{}: {e}", path.display())))
     } else {
-        tokio::task::spawn_blocking(move || ranges::prepare_for(&path, &cond, false))
-            .await
-            .map_err(WebError::internal)?
-    }
-    .map_err(|e| WebError::internal(format!("{shown}: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            ranges::prepare_for(&path, &cond, false).map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .await
+        .map_err(WebError::internal)?
+        .map_err(WebError::internal)
+    }?
     .ok_or_else(WebError::not_found)?;
     Ok(ranges::respond_prepared_via(res, prepared, slot))
 }

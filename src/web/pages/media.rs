@@ -180,7 +180,11 @@ async fn item(
 }
 
 /// The item, if `user` may see and edit it: 404 when it may not be seen, 403 when only seen.
-pub(crate) async fn editable_item(app: &App, user: &CurrentUser, id: MediaId) -> Result<MediaItem, WebError> {
+pub(crate) async fn editable_item(
+    app: &App,
+    user: &CurrentUser,
+    id: MediaId,
+) -> Result<std::sync::Arc<MediaItem>, WebError> {
     let item = visible_item(app, Some(user), id).await?;
     let access = access_of(app, Some(user)).await?;
     if may_edit(&access, Some(user), &item) { Ok(item) } else { Err(WebError::forbidden()) }
@@ -313,7 +317,7 @@ async fn edit_save(
     let edit =
         MediaEdit { title: Some(f.title), description: Some(f.description), tags: Some(f.tags), category_id };
     // Show the person what they typed again if it cannot be saved.
-    let mut typed = item.clone();
+    let mut typed = MediaItem::clone(&item);
     typed.title = edit.title.clone().unwrap_or_default();
     typed.description = edit.description.clone().unwrap_or_default();
     typed.tags = edit.tags.clone().unwrap_or_default();
