@@ -57,6 +57,19 @@ fn forwarded_client(req: &HttpRequest) -> Option<String> {
     (ok && client.parse::<std::net::IpAddr>().is_ok()).then(|| client.to_string())
 }
 
+/// One cookie's value, found without parsing every cookie into owned copies as
+/// `HttpRequest::cookie` does (this runs for every request, every media segment included).
+fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        // As actix parses them: trimmed, percent-decoded, malformed ones skipped.
+        .filter_map(|c| actix_web::cookie::Cookie::parse_encoded(c.trim()).ok())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
 fn bearer(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -122,10 +135,9 @@ async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
         }
         return Ok(Principal::Token { id, user: Box::new(user) });
     }
-    let Some(cookie) = req.cookie(session_cookie_name(app.is_https())) else {
+    let Some(token) = cookie_value(req.request(), session_cookie_name(app.is_https())) else {
         return Ok(Principal::Anonymous);
     };
-    let token = cookie.value().to_string();
     let policy = SessionPolicy::from_config(&app.config.sessions);
     let key = crate::accounts::token_hash(&token);
     let generation = app.db.generation();
