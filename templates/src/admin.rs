@@ -185,6 +185,10 @@ pub struct BackupView {
     pub last_failover: Option<String>,
     /// Writes this node took after it was replaced, exported for review (directories).
     pub split_brain_exports: Vec<String>,
+    /// A replica's follow tasks that are failing now: (task in words, since when, the error).
+    pub follow_problems: Vec<(String, String, String)>,
+    /// A replica's last scrub of its copies, in words.
+    pub last_scrub: Option<String>,
 }
 
 fn bytes(n: u64) -> String {
@@ -245,6 +249,11 @@ fn backup_card(b: &BackupView) -> Markup {
                             Some(ms) => { (format!("{:.1}", ms as f64 / 1000.0)) " s" }
                             None => { "not following yet" }
                         }
+                    }
+                    dt { "Last check of the copies" } dd { (b.last_scrub.as_deref().unwrap_or("not yet")) }
+                    @for (task, at, error) in &b.follow_problems {
+                        dt { "Copying " (task) }
+                        dd.form-error role="alert" { "failing since " (at) ": " (error) }
                     }
                 } @else if !b.paired {
                     dt { "Replica" } dd { "none paired (see " code { "reelbox replica pair" } ")" }
