@@ -359,7 +359,9 @@ async fn replica_follows_forwards_and_fails_over() {
     assert!(page.contains("Primary (epoch 2)") && page.contains("promoted by an administrator"), "{page}");
     let page =
         old.browser_login("ada", common::PASSWORD).await.get("/admin").await.text().await.expect("page");
-    for shown in ["Replica (epoch 2)", "stepped down", "split-brain", "Behind the primary"] {
+    for shown in
+        ["Replica (epoch 2)", "stepped down", "split-brain", "Behind the primary", "Last check of the copies"]
+    {
         assert!(page.contains(shown), "{shown:?} on the old primary's dashboard: {page}");
     }
     // Writes on a promoted node (whose writer applied replicated pages) leave sound files.
@@ -710,6 +712,11 @@ async fn answers_tampered_in_flight_are_rejected_and_nothing_is_applied() {
     assert!(h["position"].is_null(), "nothing tampered was applied: {h}");
     assert!(replica.stderr().contains("replication interrupted"), "{}", replica.stderr());
     assert!(!category_names(&replica.data_dir().join("reelbox.db")).contains("Before 0"));
+    // The records task reports its own failure; the media follow (nothing to fetch) its own success.
+    let records = &h["follow"]["records"];
+    assert!(records["failing"] == true && records["last_error"].is_string(), "{h}");
+    let media = &h["follow"]["media"];
+    assert!(media["failing"] == false && media["last_ok_at_ms"].is_i64(), "{h}");
 
     // The same path, untouched: it seeds, follows, and ends equal to the primary.
     tamper.store(false, Ordering::Release);
@@ -717,4 +724,9 @@ async fn answers_tampered_in_flight_are_rejected_and_nothing_is_applied() {
     caught_up(&primary, &replica).await;
     let names = category_names(&replica.data_dir().join("reelbox.db"));
     assert!(names.contains("Before 4") && names.contains("After"), "{names:?}");
+    let h = health(&replica).await;
+    assert!(
+        h["follow"]["records"]["failing"] == false && h["follow"]["records"]["last_error"].is_string(),
+        "{h}"
+    );
 }

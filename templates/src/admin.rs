@@ -440,3 +440,30 @@ pub fn dashboard_page(chrome: &Chrome, v: &DashboardView) -> Markup {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_shows_its_failing_follow_tasks_and_its_last_scrub() {
+        let view = BackupView {
+            role: "replica".into(),
+            epoch: 1,
+            follow_problems: vec![(
+                "media".into(),
+                "2026-11-26 10:00 UTC".into(),
+                "the primary cannot be reached: connection refused".into(),
+            )],
+            last_scrub: Some(
+                "2026-11-26 09:00 UTC: 12 files, 3.0 MiB checked; 1 repaired (1 since start)".into(),
+            ),
+            ..Default::default()
+        };
+        let html = backup_card(&view).into_string();
+        assert!(html.contains("Copying media") && html.contains("connection refused"), "{html}");
+        assert!(html.contains("Last check of the copies") && html.contains("1 repaired"), "{html}");
+        let primary = BackupView { role: "primary".into(), ..Default::default() };
+        assert!(!backup_card(&primary).into_string().contains("Last check of the copies"));
+    }
+}
