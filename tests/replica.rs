@@ -6,7 +6,9 @@
 mod common;
 mod ingest_support;
 mod playback_support;
+mod replica_support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,114 +16,12 @@ use std::time::{Duration, Instant};
 
 use common::{Api, Server};
 use ingest_support::{content_digest, png, post_media, sha256_hex};
+use replica_support::{
+    Pair, SECRET, category_names, caught_up, health, on, pair, pair_with, secret_file, start_primary,
+    start_primary_at, start_replica,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const SECRET: &str = "5f1c0d6b9e2a4c7f8b3d1e0a6c9f2b4d7e8a1c3f5b0d2e4a6c8f1b3d5e7a9c0b";
-
-fn secret_file(dir: &Path, name: &str, secret: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("{secret}\n")).expect("secret file");
-    p
-}
-
-fn start_primary(data: &Path, logs: &Path, secret: &Path) -> Server {
-    start_primary_with(data, logs, secret, |_| {})
-}
-
-fn start_primary_with(
-    data: &Path,
-    logs: &Path,
-    secret: &Path,
-    configure: impl FnOnce(&mut std::process::Command),
-) -> Server {
-    start_primary_at("127.0.0.2:0", data, logs, secret, configure)
-}
-
-/// The primary on `listen` (its old address, when a test restarts it for the replica to find).
-fn start_primary_at(
-    listen: &str,
-    data: &Path,
-    logs: &Path,
-    secret: &Path,
-    configure: impl FnOnce(&mut std::process::Command),
-) -> Server {
-    Server::start_at(data, logs, listen, |c| {
-        c.arg("--replication-secret-file").arg(secret);
-        configure(c);
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn start_replica(data: &Path, logs: &Path, primary: &str, secret: &Path) -> Server {
-    Server::start_at(data, logs, "127.0.0.3:0", |c| {
-        c.args(["--role", "replica", "--primary", primary]).arg("--replication-secret-file").arg(secret);
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A primary (started with `configure`) and its replica on a shared secret, with an
-/// administrator `ada` made on the primary and her API token.
-struct Pair {
-    dir: tempfile::TempDir,
-    secret: PathBuf,
-    primary: Server,
-    replica: Server,
-    token: String,
-}
-
-fn pair(configure: impl FnOnce(&mut std::process::Command)) -> Pair {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = secret_file(dir.path(), "secret", SECRET);
-    let primary = start_primary_with(&dir.path().join("a"), dir.path(), &secret, configure);
-    primary.add_user("ada", true);
-    let token = primary.token("ada");
-    let replica = start_replica(&dir.path().join("b"), dir.path(), &primary.base, &secret);
-    Pair { dir, secret, primary, replica, token }
-}
-
-async fn health(s: &Server) -> Value {
-    common::http().get(s.url("/healthz")).send().await.expect("healthz").json().await.expect("healthz json")
-}
-
-/// The database's state checksum, computed from the file as every node computes it.
-fn state_checksum(data: &Path) -> [u8; 32] {
-    let c = rusqlite::Connection::open_with_flags(
-        data.join("reelbox.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open db");
-    reelbox::replication::state_checksum(&c).expect("state checksum")
-}
-
-/// Wait until the replica has applied what the primary shipped and both files are equal.
-async fn caught_up(primary: &Server, replica: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (p, r) = (health(primary).await, health(replica).await);
-        if !p["position"].is_null()
-            && p["position"]["txid"] == r["position"]["txid"]
-            && p["position"]["generation"] == r["position"]["generation"]
-            && state_checksum(primary.data_dir()) == state_checksum(replica.data_dir())
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replica did not catch up: primary {p}, replica {r}\nreplica log:\n{}",
-            replica.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Category names in a database file (opened read-only).
-fn category_names(db: &Path) -> std::collections::HashSet<String> {
-    let c =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
-    let mut stmt = c.prepare("SELECT name FROM categories").expect("prepare");
-    stmt.query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect()
-}
 
 /// POST categories `w0`, `w1`, … through the round-robin name until told to stop; the names the
 /// cluster acknowledged (201) and the epoch of the node that answered (`/healthz` right after;
@@ -182,10 +82,6 @@ async fn round_robin_get(nodes: &[String], path: &str, token: &str) -> Result<u1
         }
     }
     Err(errors.join("; "))
-}
-
-fn on(server: &Server, token: &str) -> Api {
-    server.api(token)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,7 +359,9 @@ async fn replica_follows_forwards_and_fails_over() {
     assert!(page.contains("Primary (epoch 2)") && page.contains("promoted by an administrator"), "{page}");
     let page =
         old.browser_login("ada", common::PASSWORD).await.get("/admin").await.text().await.expect("page");
-    for shown in ["Replica (epoch 2)", "stepped down", "split-brain", "Behind the primary"] {
+    for shown in
+        ["Replica (epoch 2)", "stepped down", "split-brain", "Behind the primary", "Last check of the copies"]
+    {
         assert!(page.contains(shown), "{shown:?} on the old primary's dashboard: {page}");
     }
     // Writes on a promoted node (whose writer applied replicated pages) leave sound files.
@@ -498,21 +396,61 @@ async fn audited(api: &Api, action: &str, n: usize, log: &Server) -> Vec<Value> 
     }
 }
 
-/// A video transcoded on the primary plays from the replica (playlists and segments byte for
-/// byte). What a viewer does there — playback, downloads, audit exports — is audited on the
+/// Every file under an item's published directory (outside dot-directories), by relative path.
+fn published_files(data: &Path, media: i64) -> BTreeMap<String, Vec<u8>> {
+    let root = data.join("media").join(media.to_string());
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            } else if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                let rel = path.strip_prefix(&root).expect("under root").to_string_lossy().replace('\\', "/");
+                out.insert(rel, bytes);
+            }
+        }
+    }
+    out
+}
+
+/// Flip one byte in the middle of the file at `path`, in place: same size, other bytes.
+fn flip_a_byte(path: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).expect("open to damage");
+    let middle = f.metadata().expect("size").len() / 2;
+    let mut byte = [0u8; 1];
+    f.seek(SeekFrom::Start(middle)).expect("seek");
+    f.read_exact(&mut byte).expect("read");
+    f.seek(SeekFrom::Start(middle)).expect("seek");
+    f.write_all(&[byte[0] ^ 0x5a]).expect("flip");
+    f.sync_all().expect("sync");
+}
+
+/// A 480p video transcoded on the primary — three rungs, poster, sprite, download, a caption —
+/// plays from the replica, every published file byte for byte the primary's. A segment and the
+/// original damaged later on the replica's disk are found by its scrub and copied again. What a
+/// viewer does there — playback, downloads, audit exports — is audited on the
 /// primary with the viewer's own address, exactly once, also when the primary was down at the
 /// time or the replica is promoted before it could tell it. Forwarded sign-ins are audited
 /// with the person's address, not the replica's. Command-line writes to the replica refuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_plays_renditions_and_its_accesses_are_audited_once_on_the_primary() {
-    let Pair { dir, secret, primary, replica, token } = pair(common::with_ffmpeg);
+    // The replica re-checks its copies every 2 seconds instead of daily.
+    let Pair { dir, secret, primary, replica, token } = pair_with(common::with_ffmpeg, |c| {
+        c.env("REELBOX_REPLICA__SCRUB_INTERVAL_SECONDS", "2");
+    });
     let admin = on(&primary, &token);
 
     let cat =
         admin.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Films"})), 201).await["id"]
             .as_i64()
             .expect("id");
-    let clip = playback_support::clip(dir.path(), 6);
+    let clip = playback_support::clip_sized(dir.path(), 6, "854x480");
     let res = post_media(
         &admin,
         &format!("category={cat}&filename=lesson.mp4&title=Lesson"),
@@ -522,11 +460,20 @@ async fn replica_plays_renditions_and_its_accesses_are_audited_once_on_the_prima
     .await;
     assert_eq!(res.status().as_u16(), 201);
     let media = res.json::<Value>().await.expect("item")["id"].as_i64().expect("id");
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(240);
     while admin.get_json(&format!("/api/v1/media/{media}")).await["status"] != "ready" {
         assert!(Instant::now() < deadline, "never transcoded:\n{}", primary.stderr());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let res = admin
+        .client
+        .post(admin.url(&format!("/api/v1/media/{media}/captions?lang=en")))
+        .bearer_auth(&admin.token)
+        .body("1\n00:00:00,000 --> 00:00:02,000\nA test pattern and a tone.\n")
+        .send()
+        .await
+        .expect("captions");
+    assert_eq!(res.status().as_u16(), 201);
     caught_up(&primary, &replica).await;
 
     // The viewer comes from an address of its own, so the audit can tell it from the replica's.
@@ -537,31 +484,36 @@ async fn replica_plays_renditions_and_its_accesses_are_audited_once_on_the_prima
     let at = |s: &Server| Api { client: viewer.clone(), base: s.base.clone(), token: token.clone() };
     let (via_replica, via_primary) = (at(&replica), at(&primary));
 
-    // The renditions followed: the master, every rung's playlist, init and first segment.
+    // The renditions followed: every published file, byte for byte.
     let master_path = format!("/media/{media}/hls/master.m3u8");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let master = loop {
-        let res = via_replica.get(&master_path).await;
-        if res.status().as_u16() == 200 {
-            break res.text().await.expect("master");
-        }
-        assert!(Instant::now() < deadline, "the renditions never reached the replica: {}", res.status());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(master, via_primary.get(&master_path).await.text().await.expect("master"));
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let on_primary = published_files(primary.data_dir(), media);
+    let rungs: Vec<&str> =
+        on_primary.keys().filter_map(|p| p.strip_prefix("hls/")?.strip_suffix("/index.m3u8")).collect();
+    assert_eq!(rungs, ["240p", "360p", "480p"], "the ladder of a 480p source: {:?}", on_primary.keys());
+    for file in ["hls/master.m3u8", "poster.jpg", "sprite.jpg", "sprite.vtt", "download.mp4"] {
+        assert!(on_primary.contains_key(file), "{file} published: {:?}", on_primary.keys());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let h = health(&replica).await;
-        if h["rendition_bytes_behind"] == 0 && h["media_bytes_behind"] == 0 {
+        let copied = published_files(replica.data_dir(), media);
+        if h["rendition_bytes_behind"] == 0 && h["media_bytes_behind"] == 0 && copied == on_primary {
             break;
         }
-        assert!(Instant::now() < deadline, "the replica still reports bytes behind: {h}");
+        let differ: Vec<&String> =
+            on_primary.keys().filter(|k| copied.get(*k) != on_primary.get(*k)).collect();
+        assert!(Instant::now() < deadline, "the replica's copy differs in {differ:?}: {h}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let master = via_replica.get(&master_path).await.text().await.expect("master");
+    assert_eq!(master, via_primary.get(&master_path).await.text().await.expect("master"));
+
+    // The master plays through the replica's HTTP: every rung's playlist, init and a segment.
     let base = format!("/media/{media}/hls/");
-    let rungs: Vec<&str> = master.lines().filter(|l| l.ends_with(".m3u8")).collect();
-    assert!(!rungs.is_empty(), "{master}");
+    let rungs: Vec<&str> = master.lines().filter(|l| l.ends_with(".m3u8") || l.contains(".m3u8?")).collect();
+    assert_eq!(rungs.len(), 3, "{master}");
     for rung in rungs {
+        let rung = rung.split('?').next().unwrap_or(rung);
         let playlist = via_replica.get(&format!("{base}{rung}")).await.text().await.expect("playlist");
         let dir = rung.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
         let mut files: Vec<String> = playlist
@@ -581,6 +533,52 @@ async fn replica_plays_renditions_and_its_accesses_are_audited_once_on_the_prima
             let (r, p) = (r.bytes().await.expect("body"), p.bytes().await.expect("body"));
             assert!(!r.is_empty() && r == p, "{path} differs on the replica");
         }
+    }
+    // The caption came with the database.
+    let captions = format!("/media/{media}/captions/en.vtt");
+    let (r, p) = (via_replica.get(&captions).await, via_primary.get(&captions).await);
+    assert_eq!((r.status().as_u16(), p.status().as_u16()), (200, 200), "{captions}");
+    let (r, p) = (r.text().await.expect("vtt"), p.text().await.expect("vtt"));
+    assert!(r.starts_with("WEBVTT") && r.contains("A test pattern") && r == p, "{r}");
+
+    // A segment and the original, damaged on the replica's disk (same size, other bytes), are
+    // found by the scrub and copied again from the primary; each repair is audited there.
+    let segment = on_primary
+        .keys()
+        .find(|p| p.starts_with("hls/360p/") && p.ends_with(".m4s"))
+        .expect("a 360p segment")
+        .clone();
+    let hex = sha256_hex(&clip);
+    let blob = replica.data_dir().join("blobs/sha256").join(&hex[0..2]).join(&hex[2..4]).join(&hex);
+    let segment_path = replica.data_dir().join("media").join(media.to_string()).join(&segment);
+    flip_a_byte(&segment_path);
+    flip_a_byte(&blob);
+    assert_ne!(std::fs::read(&segment_path).expect("segment"), on_primary[&segment]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let segment_ok = std::fs::read(&segment_path).ok().as_ref() == on_primary.get(&segment);
+        let blob_ok = std::fs::read(&blob).is_ok_and(|b| b == clip);
+        if segment_ok && blob_ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scrub did not repair (segment {segment_ok}, original {blob_ok}): {}\n{}",
+            health(&replica).await,
+            replica.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let path = format!("/media/{media}/{segment}");
+    let served = via_replica.get(&path).await.bytes().await.expect("segment");
+    assert_eq!(served.as_ref(), on_primary[&segment].as_slice(), "{path} served repaired");
+    let repairs = audited(&admin, "replica.repaired", 2, &replica).await;
+    let targets: Vec<&str> = repairs.iter().filter_map(|e| e["target_type"].as_str()).collect();
+    assert!(targets.contains(&"blob") && targets.contains(&"media"), "{repairs:?}");
+    let h = health(&replica).await;
+    assert!(h["scrub"]["repaired_since_start"].as_u64() >= Some(2), "{h}");
+    for task in ["records", "media", "renditions", "scrub"] {
+        assert_eq!(h["follow"][task]["failing"], false, "{task}: {h}");
     }
 
     // Accesses on the replica are recorded on the primary with the viewer's address.
@@ -714,6 +712,11 @@ async fn answers_tampered_in_flight_are_rejected_and_nothing_is_applied() {
     assert!(h["position"].is_null(), "nothing tampered was applied: {h}");
     assert!(replica.stderr().contains("replication interrupted"), "{}", replica.stderr());
     assert!(!category_names(&replica.data_dir().join("reelbox.db")).contains("Before 0"));
+    // The records task reports its own failure; the media follow (nothing to fetch) its own success.
+    let records = &h["follow"]["records"];
+    assert!(records["failing"] == true && records["last_error"].is_string(), "{h}");
+    let media = &h["follow"]["media"];
+    assert!(media["failing"] == false && media["last_ok_at_ms"].is_i64(), "{h}");
 
     // The same path, untouched: it seeds, follows, and ends equal to the primary.
     tamper.store(false, Ordering::Release);
@@ -721,4 +724,9 @@ async fn answers_tampered_in_flight_are_rejected_and_nothing_is_applied() {
     caught_up(&primary, &replica).await;
     let names = category_names(&replica.data_dir().join("reelbox.db"));
     assert!(names.contains("Before 4") && names.contains("After"), "{names:?}");
+    let h = health(&replica).await;
+    assert!(
+        h["follow"]["records"]["failing"] == false && h["follow"]["records"]["last_error"].is_string(),
+        "{h}"
+    );
 }

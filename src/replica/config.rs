@@ -37,7 +37,20 @@ pub struct ReplicaConfig {
     /// How long a write forwarded to the primary may wait until the replica has applied it, in
     /// milliseconds, before answering anyway (read-your-writes).
     pub read_your_writes_wait_ms: u32,
+    /// A replica re-hashes every file it copied (original blobs and published renditions) this
+    /// often, start to start, and copies again from the primary what no longer matches; 0 turns
+    /// the scrub off. The first pass comes one interval after the first start.
+    pub scrub_interval_seconds: u64,
+    /// How fast the scrub reads, in bytes per second (at least 65536), so it never competes
+    /// with viewers for the disk; a pass takes as long as the copy's size divided by this.
+    pub scrub_bytes_per_second: u64,
 }
+
+/// One day between scrub passes.
+pub const DEFAULT_SCRUB_INTERVAL_SECONDS: u64 = 24 * 3600;
+/// 16 MiB/s: about 1.4 TB a day, a few per cent of one core for SHA-256.
+pub const DEFAULT_SCRUB_BYTES_PER_SECOND: u64 = 16 * 1024 * 1024;
+const MIN_SCRUB_BYTES_PER_SECOND: u64 = 64 * 1024;
 
 impl Default for ReplicaConfig {
     fn default() -> Self {
@@ -51,6 +64,8 @@ impl Default for ReplicaConfig {
             allow_plain_http: false,
             auto_promote_after_seconds: 0,
             read_your_writes_wait_ms: 3000,
+            scrub_interval_seconds: DEFAULT_SCRUB_INTERVAL_SECONDS,
+            scrub_bytes_per_second: DEFAULT_SCRUB_BYTES_PER_SECOND,
         }
     }
 }
@@ -144,6 +159,14 @@ impl ReplicaConfig {
         if self.read_your_writes_wait_ms > 60_000 {
             return Err(bad("replica.read_your_writes_wait_ms", "must be at most 60000"));
         }
+        if self.scrub_bytes_per_second < MIN_SCRUB_BYTES_PER_SECOND {
+            return Err(bad(
+                "replica.scrub_bytes_per_second",
+                format!(
+                    "must be at least {MIN_SCRUB_BYTES_PER_SECOND} (the default is {DEFAULT_SCRUB_BYTES_PER_SECOND})"
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -210,6 +233,9 @@ mod tests {
         assert!(c.validate().expect_err("short").to_string().contains("at least 32"));
         c.secret = Secret::new(Some("x".repeat(64)));
         c.validate().expect("valid");
+        c.scrub_bytes_per_second = 1000;
+        assert!(c.validate().expect_err("slow").to_string().contains("scrub_bytes_per_second"));
+        c.scrub_bytes_per_second = DEFAULT_SCRUB_BYTES_PER_SECOND;
         c.role = "leader".into();
         assert!(c.validate().expect_err("bad role").to_string().contains("replica.role"));
     }

@@ -36,6 +36,7 @@ pub async fn run(app: App) {
         match f.follow().await {
             Ok(()) => backoff = Duration::from_millis(250),
             Err(e) => {
+                app.replica.follow.records.failed(&e);
                 match &e {
                     ReplicaError::Unreachable(_) => tracing::debug!(error = %e, "primary unreachable"),
                     _ => tracing::warn!(error = %e, "replication interrupted"),
@@ -140,6 +141,7 @@ impl Follower {
                     if Applied::parse_header(&answer.position).is_some_and(|(g, t)| pos.covers(&g, t)) {
                         node.set_lag_ms(0);
                     }
+                    node.follow.records.ok();
                     continue;
                 }
                 410 => {
@@ -155,8 +157,9 @@ impl Follower {
             let (_, secret) = self.primary()?;
             auth::verify_response(&secret, &pq, &answer.epoch, &answer.position, &body, sig.as_deref())?;
             match self.apply_batch(pos, body.to_vec()).await {
-                Ok(()) => {}
+                Ok(()) => node.follow.records.ok(),
                 Err(ReplicaError::Replication(why)) => {
+                    node.follow.records.failed(&why);
                     tracing::error!(why = %why, "the replica's copy cannot continue: re-seeding from a snapshot");
                     self.seed().await?;
                 }

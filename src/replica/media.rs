@@ -1,8 +1,9 @@
 //! Media follow: a replica fetches every stored file its (replicated) library points at and it
 //! lacks, by hash, from the primary — the blob store checks the hash before the file takes its
 //! name — and reports how many bytes it is still behind; then the transcoder's published files
-//! (`renditions`).
+//! (`renditions`). Each of the two keeps its own last error (`Node::follow`).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -15,18 +16,31 @@ use crate::store::Sha256;
 pub const BLOBS_PATH: &str = "/replication/v1/blobs";
 
 /// Run for the life of the server: on a replica, after every applied change (and every few
-/// seconds), fetch what is missing.
-pub async fn run(app: App) {
+/// seconds), fetch what is missing. `copied` is shared with the scrub, which repairs under it.
+pub async fn run(app: App, copied: Arc<tokio::sync::Mutex<super::renditions::Copied>>) {
     let mut applied = app.replica.applied.subscribe();
-    let mut copied = super::renditions::Copied::load(&app.config.data_dir);
+    let status = &app.replica.follow;
     loop {
         if app.replica.role() == Role::Replica {
             match catch_up(&app).await {
-                Ok(()) => {}
-                Err(e) => tracing::debug!(error = %e, "media follow interrupted"),
+                Ok(()) => status.media.ok(),
+                Err(e) => {
+                    match &e {
+                        ReplicaError::Unreachable(_) => {
+                            tracing::debug!(error = %e, "media follow interrupted")
+                        }
+                        _ => tracing::warn!(error = %e, "copying media from the primary was interrupted"),
+                    }
+                    status.media.failed(&e);
+                }
             }
-            if let Err(e) = super::renditions::follow(&app, &mut copied).await {
-                tracing::warn!(error = %e, "copying published renditions from the primary was interrupted");
+            let mut copied = copied.lock().await;
+            match super::renditions::follow(&app, &mut copied).await {
+                Ok(_) => status.renditions.ok(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "copying published renditions from the primary was interrupted");
+                    status.renditions.failed(&e);
+                }
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), applied.changed()).await;
@@ -61,7 +75,8 @@ pub async fn catch_up(app: &App) -> Result<(), ReplicaError> {
     Ok(())
 }
 
-async fn fetch(app: &App, hash: &Sha256) -> Result<(), ReplicaError> {
+/// Fetch one blob by hash; the store checks it, and replaces a damaged copy of it.
+pub(super) async fn fetch(app: &App, hash: &Sha256) -> Result<(), ReplicaError> {
     let node = &app.replica;
     let primary = node.primary_url().ok_or(ReplicaError::Protocol("no primary configured".into()))?;
     let secret = node.secret().ok_or(ReplicaError::Unauthorized("no replication secret configured"))?;

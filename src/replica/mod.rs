@@ -21,8 +21,10 @@ pub mod forward;
 pub mod media;
 pub mod promote;
 pub mod renditions;
+pub mod scrub;
 pub mod spool;
 pub mod state;
+pub mod status;
 pub mod tasks;
 pub mod touch;
 
@@ -132,6 +134,8 @@ pub struct NodeInner {
     audit_outbox: std::sync::OnceLock<audit::Outbox>,
     /// Hashes of published files the primary has listed for its replica.
     pub rendition_hashes: renditions::HashCache,
+    /// Each follow task's last success and last error, kept apart (records, media, renditions, scrub).
+    pub follow: status::FollowStatus,
 }
 
 impl std::ops::Deref for Node {
@@ -175,6 +179,7 @@ impl Node {
             http,
             audit_outbox: std::sync::OnceLock::new(),
             rendition_hashes: renditions::HashCache::default(),
+            follow: status::FollowStatus::default(),
         }))
     }
 

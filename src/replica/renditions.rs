@@ -6,8 +6,13 @@
 //! writes the master playlist last — the order the transcoder publishes in, so a viewer on the
 //! replica never gets a playlist naming a file that is not there. Items the (replicated)
 //! database no longer has published files for lose their directory.
+//!
+//! What was copied, and the hash each file had when it was checked, is recorded per item in
+//! `<data>/replica/renditions/<id>.json`: the next copy of that item trusts a file here only if
+//! its recorded hash is the one now listed (a file without a record is hashed), and the scrub
+//! (`replica::scrub`) re-hashes the files against these records to find damage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
@@ -29,6 +34,8 @@ pub const FILES_PATH: &str = "/replication/v1/media";
 /// `.work`, a dot-directory: never listed or served).
 const STAGING: &str = ".follow";
 const STATE_FILE: &str = "renditions.json";
+/// `<data>/replica/renditions/<id>.json`: the listing an item's copy was checked against.
+const RECORDS_DIR: &str = "renditions";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +50,39 @@ pub struct FileEntry {
 #[serde(deny_unknown_fields)]
 pub struct Listing {
     pub files: Vec<FileEntry>,
+}
+
+/// What this replica copied of one item: the published version and every file with the size and
+/// hash it was checked against when it arrived (or was last repaired).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub version: String,
+    pub files: Vec<FileEntry>,
+}
+
+fn record_path(data_dir: &Path, id: MediaId) -> PathBuf {
+    super::state::dir(data_dir).join(RECORDS_DIR).join(format!("{id}.json"))
+}
+
+/// The record of an item's copy; `None` when there is none (copied by an older version, or
+/// unreadable: the files are then hashed instead of trusted).
+pub fn load_record(data_dir: &Path, id: MediaId) -> Option<Record> {
+    let bytes = std::fs::read(record_path(data_dir, id)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub fn save_record(data_dir: &Path, id: MediaId, record: &Record) -> Result<(), ReplicaError> {
+    super::state::write_json(&record_path(data_dir, id), record)
+}
+
+fn remove_record(data_dir: &Path, id: MediaId) -> Result<(), ReplicaError> {
+    let path = record_path(data_dir, id);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ReplicaError::io(path, e)),
+    }
 }
 
 /// File hashes the primary has computed, by path, size and modification time.
@@ -67,7 +107,7 @@ pub fn safe_rel(path: &str) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
-fn sha256_file(path: &Path) -> Result<String, ReplicaError> {
+pub(super) fn sha256_file(path: &Path) -> Result<String, ReplicaError> {
     let mut f = std::fs::File::open(path).map_err(io(path))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -141,12 +181,15 @@ fn unit(path: &str) -> String {
     }
 }
 
-/// Whether the local copy of `e` at `path` is the listed file. Large published files never
-/// change in place (a new version is a new rung directory), so their size is enough; small ones
-/// (playlists, the sprite map) are hashed.
-fn same_here(path: &Path, e: &FileEntry) -> bool {
+/// Whether the local copy of `e` at `path` is the listed file: the same size and either the
+/// same hash in the record of what was copied (damage since is the scrub's to find), or, with
+/// no record of it, the same hash read now.
+fn same_here(path: &Path, e: &FileEntry, recorded: Option<&FileEntry>) -> bool {
     match std::fs::metadata(path) {
-        Ok(m) if m.len() == e.size => e.size > 1024 * 1024 || sha256_file(path).is_ok_and(|h| h == e.sha256),
+        Ok(m) if m.len() == e.size => match recorded {
+            Some(r) if r.size == e.size => r.sha256 == e.sha256,
+            _ => sha256_file(path).is_ok_and(|h| h == e.sha256),
+        },
         _ => false,
     }
 }
@@ -174,6 +217,16 @@ impl Copied {
     pub fn load(data_dir: &Path) -> Copied {
         Copied { items: load_state(data_dir), swept: false }
     }
+
+    /// The published version of item `id` this replica holds a copy of.
+    pub fn version(&self, id: MediaId) -> Option<&str> {
+        self.items.get(&id.0).map(String::as_str)
+    }
+
+    /// Every item copied, with its version.
+    pub fn items(&self) -> Vec<(MediaId, String)> {
+        self.items.iter().map(|(id, v)| (MediaId(*id), v.clone())).collect()
+    }
 }
 
 /// On a replica: copy every item whose published files changed since the last pass, and remove
@@ -199,8 +252,12 @@ pub async fn follow(app: &App, copied: &mut Copied) -> Result<usize, ReplicaErro
         }
         let id = MediaId(*id);
         let listing = list_item(app, id).await?;
-        let dir = media_dir(&data_dir, id);
-        let plan = blocking(move || Ok(Plan::new(id, &dir, listing))).await?;
+        let (dir, data) = (media_dir(&data_dir, id), data_dir.clone());
+        let plan = blocking(move || {
+            let record = load_record(&data, id);
+            Ok(Plan::new(id, &dir, listing, record.as_ref(), &HashSet::new()))
+        })
+        .await?;
         plans.push((plan, version.clone()));
     }
     let behind = &app.replica.rendition_bytes_behind;
@@ -208,10 +265,14 @@ pub async fn follow(app: &App, copied: &mut Copied) -> Result<usize, ReplicaErro
     let mut done = 0;
     for (plan, version) in plans {
         let id = plan.id;
-        copy_planned(app, plan).await?;
-        copied.items.insert(id.0, version);
+        let files = copy_planned(app, plan).await?.files;
+        copied.items.insert(id.0, version.clone());
         let (dir, items) = (data_dir.clone(), copied.items.clone());
-        blocking(move || save_state(&dir, &items)).await?;
+        blocking(move || {
+            save_record(&dir, id, &Record { version, files })?;
+            save_state(&dir, &items)
+        })
+        .await?;
         done += 1;
     }
     behind.store(0, Ordering::Relaxed);
@@ -227,14 +288,16 @@ pub async fn follow(app: &App, copied: &mut Copied) -> Result<usize, ReplicaErro
             .collect()
     };
     for id in gone {
-        let dir = media_dir(&data_dir, MediaId(id));
-        blocking(move || match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {
-                tracing::info!(media = id, "removed the files of an item the primary no longer publishes");
-                Ok(())
+        let (dir, data) = (media_dir(&data_dir, MediaId(id)), data_dir.clone());
+        blocking(move || {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {
+                    tracing::info!(media = id, "removed the files of an item the primary no longer publishes")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ReplicaError::io(dir, e)),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ReplicaError::io(dir, e)),
+            remove_record(&data, MediaId(id))
         })
         .await?;
     }
@@ -277,8 +340,34 @@ async fn signed_get(app: &App, pq: &str) -> Result<reqwest::Response, ReplicaErr
     Ok(res)
 }
 
+/// Copy again from the primary the files of item `id` at `damaged` (found damaged or missing by
+/// the scrub), each with the rest of its unit, and record the copy as `version`. The caller
+/// holds the follow lock (`Copied`) and has checked that `version` is the copy it holds.
+/// Returns the number of files fetched.
+pub async fn repair(
+    app: &App,
+    id: MediaId,
+    version: &str,
+    damaged: HashSet<String>,
+) -> Result<u64, ReplicaError> {
+    let listing = list_item(app, id).await?;
+    let data_dir = app.config.data_dir.clone();
+    let (dir, data) = (media_dir(&data_dir, id), data_dir.clone());
+    let plan = blocking(move || {
+        let record = load_record(&data, id);
+        Ok(Plan::new(id, &dir, listing, record.as_ref(), &damaged))
+    })
+    .await?;
+    let fetched = plan.fetches();
+    app.replica.rendition_bytes_behind.fetch_add(plan.missing(), Ordering::Relaxed);
+    let files = copy_planned(app, plan).await?.files;
+    let record = Record { version: version.to_string(), files };
+    blocking(move || save_record(&data_dir, id, &record)).await?;
+    Ok(fetched)
+}
+
 /// An item's listing from the primary, checked (signature, paths).
-async fn list_item(app: &App, id: MediaId) -> Result<Listing, ReplicaError> {
+pub(super) async fn list_item(app: &App, id: MediaId) -> Result<Listing, ReplicaError> {
     let pq = format!("{FILES_PATH}/{id}/files");
     let res = signed_get(app, &pq).await?;
     let header = |n: &str| res.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -313,18 +402,33 @@ struct Plan {
 }
 
 impl Plan {
-    /// Blocking: compares (and hashes small) files here.
-    fn new(id: MediaId, dir: &Path, listing: Listing) -> Plan {
+    /// Blocking: compares files here with the listing (by `recorded` hash, else by hashing
+    /// them); the paths in `force` are fetched whatever is here.
+    fn new(
+        id: MediaId,
+        dir: &Path,
+        listing: Listing,
+        recorded: Option<&Record>,
+        force: &HashSet<String>,
+    ) -> Plan {
         let mut units: BTreeMap<String, Vec<&FileEntry>> = BTreeMap::new();
         for f in &listing.files {
             units.entry(unit(&f.path)).or_default().push(f);
         }
+        let recorded: HashMap<&str, &FileEntry> =
+            recorded.map(|r| r.files.iter().map(|f| (f.path.as_str(), f)).collect()).unwrap_or_default();
         // The master playlist goes last: it names the rungs.
         let master = units.remove("hls/master.m3u8");
         let mut work = Vec::new();
         for (name, files) in units.into_iter().chain(master.map(|m| ("hls/master.m3u8".to_string(), m))) {
-            let have: Vec<(FileEntry, bool)> =
-                files.into_iter().map(|f| (f.clone(), same_here(&dir.join(&f.path), f))).collect();
+            let have: Vec<(FileEntry, bool)> = files
+                .into_iter()
+                .map(|f| {
+                    let here = !force.contains(&f.path)
+                        && same_here(&dir.join(&f.path), f, recorded.get(f.path.as_str()).copied());
+                    (f.clone(), here)
+                })
+                .collect();
             if have.iter().all(|(_, here)| *here) {
                 continue;
             }
@@ -337,10 +441,16 @@ impl Plan {
     fn missing(&self) -> u64 {
         self.work.iter().flat_map(|(_, files)| files).filter(|(_, here)| !here).map(|(f, _)| f.size).sum()
     }
+
+    /// Files to fetch from the primary.
+    fn fetches(&self) -> u64 {
+        self.work.iter().flat_map(|(_, files)| files).filter(|(_, here)| !here).count() as u64
+    }
 }
 
-/// Copy one item's published files from the primary as planned.
-async fn copy_planned(app: &App, plan: Plan) -> Result<(), ReplicaError> {
+/// Copy one item's published files from the primary as planned; returns the listing, now what
+/// is here.
+async fn copy_planned(app: &App, plan: Plan) -> Result<Listing, ReplicaError> {
     let Plan { id, dir, listing, work, .. } = plan;
     let staging = dir.join(STAGING);
     {
@@ -385,19 +495,19 @@ async fn copy_planned(app: &App, plan: Plan) -> Result<(), ReplicaError> {
     }
     // What the primary no longer publishes goes (a replaced rung, a removed file).
     let count = listing.files.len();
-    blocking(move || {
-        let listed: std::collections::HashSet<String> = listing.files.iter().map(|f| unit(&f.path)).collect();
+    let listing = blocking(move || {
+        let listed: HashSet<String> = listing.files.iter().map(|f| unit(&f.path)).collect();
         for (rel, path, _) in walk(&dir)? {
             if !listed.contains(&unit(&rel)) {
                 let _ = std::fs::remove_file(&path);
             }
         }
         let _ = std::fs::remove_dir_all(&staging);
-        Ok(())
+        Ok(listing)
     })
     .await?;
     tracing::debug!(media = %id, files = count, "published files copied from the primary");
-    Ok(())
+    Ok(listing)
 }
 
 /// Move a staged rung directory or file to its place, syncing it first.
@@ -509,7 +619,7 @@ mod tests {
                 entry("poster.jpg", b"poster"),
             ],
         };
-        let plan = Plan::new(MediaId(5), &dir, listing);
+        let plan = Plan::new(MediaId(5), &dir, listing, None, &HashSet::new());
         // The poster is here already; the rung is redone whole (its init linked, not fetched);
         // the master comes last.
         let units: Vec<&str> = plan.work.iter().map(|(n, _)| n.as_str()).collect();
@@ -528,5 +638,53 @@ mod tests {
             plan.missing(),
             (b"new playlist".len() + b"segment one".len() + b"#EXTM3U\n".len()) as u64
         );
+    }
+
+    #[test]
+    fn recorded_hashes_decide_what_is_here_and_forced_paths_are_fetched() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let dir = media_dir(data.path(), MediaId(6));
+        std::fs::create_dir_all(dir.join("hls/240p")).expect("dirs");
+        // Same size as listed, other bytes: hashing finds it differs.
+        std::fs::write(dir.join("download.mp4"), b"AAAA").expect("write");
+        std::fs::write(dir.join("hls/240p/seg-00001.m4s"), b"seg1").expect("write");
+        std::fs::write(dir.join("poster.jpg"), b"post").expect("write");
+        let entry = |path: &str, body: &[u8]| FileEntry {
+            path: path.into(),
+            size: body.len() as u64,
+            sha256: hex::encode(Sha256::digest(body)),
+        };
+        let listing = Listing {
+            files: vec![
+                entry("download.mp4", b"BBBB"),
+                entry("hls/240p/seg-00001.m4s", b"seg1"),
+                entry("poster.jpg", b"post"),
+            ],
+        };
+        let units = |p: &Plan| -> Vec<(String, Vec<bool>)> {
+            p.work.iter().map(|(n, fs)| (n.clone(), fs.iter().map(|(_, here)| *here).collect())).collect()
+        };
+        // No record: every file is hashed, the download differs.
+        let plan = Plan::new(MediaId(6), &dir, listing.clone(), None, &HashSet::new());
+        assert_eq!(units(&plan), vec![("download.mp4".to_string(), vec![false])]);
+        // A record of the same hash is trusted without reading the file.
+        let record = Record { version: "1@1".into(), files: listing.files.clone() };
+        let plan = Plan::new(MediaId(6), &dir, listing.clone(), Some(&record), &HashSet::new());
+        assert!(plan.work.is_empty());
+        // A record of another hash means the listed file is not the one here.
+        let mut older = record.clone();
+        older.files[2].sha256 = hex::encode(Sha256::digest(b"old poster"));
+        let plan = Plan::new(MediaId(6), &dir, listing.clone(), Some(&older), &HashSet::new());
+        assert_eq!(units(&plan), vec![("poster.jpg".to_string(), vec![false])]);
+        // What the scrub found damaged is fetched whatever is recorded.
+        let force: HashSet<String> = ["hls/240p/seg-00001.m4s".to_string()].into();
+        let plan = Plan::new(MediaId(6), &dir, listing, Some(&record), &force);
+        assert_eq!(units(&plan), vec![("hls/240p".to_string(), vec![false])]);
+        assert_eq!((plan.fetches(), plan.missing()), (1, 4));
+        // Records round-trip, and a missing one is `None`.
+        save_record(data.path(), MediaId(6), &record).expect("save");
+        assert_eq!(load_record(data.path(), MediaId(6)), Some(record));
+        remove_record(data.path(), MediaId(6)).expect("remove");
+        assert_eq!(load_record(data.path(), MediaId(6)), None);
     }
 }

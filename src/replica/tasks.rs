@@ -8,13 +8,17 @@ use tokio::task::JoinHandle;
 use super::{Role, now_ms};
 use crate::App;
 
-/// Start the promotion watcher, the peer watch (primary), the follower (replica), the audit
-/// relay and the automatic promotion (when configured).
+/// Start the promotion watcher, the peer watch (primary), the follower, the media and
+/// rendition follow and the scrub (replica), the audit relay and the automatic promotion (when
+/// configured).
 pub fn spawn(app: &App) -> Vec<JoinHandle<()>> {
+    // What the rendition follow copied: it holds this while copying, the scrub while repairing.
+    let copied = Arc::new(tokio::sync::Mutex::new(super::renditions::Copied::load(&app.config.data_dir)));
     let mut tasks = vec![
         tokio::spawn(super::promote::watch_requests(app.clone())),
         tokio::spawn(super::fence::watch_peer(app.replica.clone())),
-        tokio::spawn(super::media::run(app.clone())),
+        tokio::spawn(super::media::run(app.clone(), copied.clone())),
+        tokio::spawn(super::scrub::run(app.clone(), copied)),
         tokio::spawn(super::follower::run(app.clone())),
         tokio::spawn(super::audit::run(app.clone())),
     ];

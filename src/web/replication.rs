@@ -57,6 +57,17 @@ pub fn health_fields(app: &App) -> serde_json::Map<String, serde_json::Value> {
     let renditions = node.rendition_bytes_behind.load(std::sync::atomic::Ordering::Relaxed);
     m.insert("media_bytes_behind".into(), (blobs + renditions).into());
     m.insert("rendition_bytes_behind".into(), renditions.into());
+    // Each follow task on its own: one succeeding never hides another failing.
+    m.insert("follow".into(), node.follow.to_json());
+    let (last_pass, repaired) = node.follow.scrub_report();
+    m.insert(
+        "scrub".into(),
+        serde_json::json!({
+            "interval_seconds": node.config.scrub_interval_seconds,
+            "last_pass": last_pass,
+            "repaired_since_start": repaired,
+        }),
+    );
     m
 }
 

@@ -185,6 +185,10 @@ pub struct BackupView {
     pub last_failover: Option<String>,
     /// Writes this node took after it was replaced, exported for review (directories).
     pub split_brain_exports: Vec<String>,
+    /// A replica's follow tasks that are failing now: (task in words, since when, the error).
+    pub follow_problems: Vec<(String, String, String)>,
+    /// A replica's last scrub of its copies, in words.
+    pub last_scrub: Option<String>,
 }
 
 fn bytes(n: u64) -> String {
@@ -245,6 +249,11 @@ fn backup_card(b: &BackupView) -> Markup {
                             Some(ms) => { (format!("{:.1}", ms as f64 / 1000.0)) " s" }
                             None => { "not following yet" }
                         }
+                    }
+                    dt { "Last check of the copies" } dd { (b.last_scrub.as_deref().unwrap_or("not yet")) }
+                    @for (task, at, error) in &b.follow_problems {
+                        dt { "Copying " (task) }
+                        dd.form-error role="alert" { "failing since " (at) ": " (error) }
                     }
                 } @else if !b.paired {
                     dt { "Replica" } dd { "none paired (see " code { "reelbox replica pair" } ")" }
@@ -430,4 +439,31 @@ pub fn dashboard_page(chrome: &Chrome, v: &DashboardView) -> Markup {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_shows_its_failing_follow_tasks_and_its_last_scrub() {
+        let view = BackupView {
+            role: "replica".into(),
+            epoch: 1,
+            follow_problems: vec![(
+                "media".into(),
+                "2026-11-26 10:00 UTC".into(),
+                "the primary cannot be reached: connection refused".into(),
+            )],
+            last_scrub: Some(
+                "2026-11-26 09:00 UTC: 12 files, 3.0 MiB checked; 1 repaired (1 since start)".into(),
+            ),
+            ..Default::default()
+        };
+        let html = backup_card(&view).into_string();
+        assert!(html.contains("Copying media") && html.contains("connection refused"), "{html}");
+        assert!(html.contains("Last check of the copies") && html.contains("1 repaired"), "{html}");
+        let primary = BackupView { role: "primary".into(), ..Default::default() };
+        assert!(!backup_card(&primary).into_string().contains("Last check of the copies"));
+    }
 }

@@ -112,6 +112,38 @@ async fn backup_view(app: &App) -> BackupView {
             format!("{}: {how}, epoch {} → {}", at(f.at_ms), f.from_epoch, f.to_epoch)
         });
     }
+    if app.replica.role() == crate::replica::Role::Replica {
+        v.follow_problems = app
+            .replica
+            .follow
+            .tasks()
+            .into_iter()
+            .filter(|(_, t)| t.failing())
+            .map(|(name, t)| {
+                let what = match name {
+                    "records" => "the database",
+                    "media" => "media",
+                    "renditions" => "published renditions",
+                    _ => "repairs of damaged copies",
+                };
+                (
+                    what.to_string(),
+                    t.last_error_at_ms.map(at).unwrap_or_default(),
+                    t.last_error.unwrap_or_default(),
+                )
+            })
+            .collect();
+        let (last, repaired) = app.replica.follow.scrub_report();
+        v.last_scrub = last.map(|r| {
+            format!(
+                "{}: {} files, {:.1} MiB checked; {} repaired ({repaired} since start)",
+                at(r.finished_at_ms),
+                r.files,
+                r.bytes as f64 / (1024.0 * 1024.0),
+                r.repaired
+            )
+        });
+    }
     v.position = match app.replica.role() {
         crate::replica::Role::Replica => app.replica.applied.borrow().as_ref().map(|p| p.header()),
         crate::replica::Role::Primary => app.replica.shipped_now().map(|p| p.header()),
