@@ -30,7 +30,7 @@ pub fn session_cookie_name(https: bool) -> &'static str {
 #[derive(Debug, Clone)]
 pub enum Principal {
     Anonymous,
-    Session(Box<ActiveSession>),
+    Session(Arc<ActiveSession>),
     Token {
         id: TokenId,
         user: Box<User>,
@@ -168,13 +168,14 @@ async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
     // A cached session may have run out of time since it was cached.
     let found = found.filter(|s| sessions::is_live(s.last_seen_at, s.expires_at, policy, now));
     let Some(session) = found else { return Ok(Principal::Anonymous) };
-    let mut session = (*session).clone();
     if sessions::needs_touch(&session, now) {
-        let id = session.id;
-        crate::replica::touch::touch(&app, crate::replica::touch::Touch::Session(id), now).await?;
-        session.last_seen_at = now;
+        crate::replica::touch::touch(&app, crate::replica::touch::Touch::Session(session.id), now).await?;
+        let mut renewed = (*session).clone();
+        renewed.last_seen_at = now;
+        return Ok(Principal::Session(Arc::new(renewed)));
     }
-    Ok(Principal::Session(Box::new(session)))
+    // Shared with the cache: the request's extractors clone a pointer, not the person.
+    Ok(Principal::Session(session))
 }
 
 fn principal(req: &HttpRequest) -> Principal {
