@@ -597,6 +597,11 @@ mod tests {
         assert_eq!(again.files[1].sha256, hex::encode(Sha256::digest(b"#EXTM3U\n#EXT-X-VERSION:7\n")));
     }
 
+    /// A listed file with `body`'s size and hash.
+    fn entry(path: &str, body: &[u8]) -> FileEntry {
+        FileEntry { path: path.into(), size: body.len() as u64, sha256: hex::encode(Sha256::digest(body)) }
+    }
+
     #[test]
     fn a_plan_fetches_only_what_differs_and_counts_its_bytes() {
         let data = tempfile::tempdir().expect("tempdir");
@@ -605,11 +610,6 @@ mod tests {
         std::fs::write(dir.join("hls/240p/init.mp4"), b"init").expect("write");
         std::fs::write(dir.join("hls/240p/index.m3u8"), b"old playlist").expect("write");
         std::fs::write(dir.join("poster.jpg"), b"poster").expect("write");
-        let entry = |path: &str, body: &[u8]| FileEntry {
-            path: path.into(),
-            size: body.len() as u64,
-            sha256: hex::encode(Sha256::digest(body)),
-        };
         let listing = Listing {
             files: vec![
                 entry("hls/240p/index.m3u8", b"new playlist"),
@@ -649,11 +649,6 @@ mod tests {
         std::fs::write(dir.join("download.mp4"), b"AAAA").expect("write");
         std::fs::write(dir.join("hls/240p/seg-00001.m4s"), b"seg1").expect("write");
         std::fs::write(dir.join("poster.jpg"), b"post").expect("write");
-        let entry = |path: &str, body: &[u8]| FileEntry {
-            path: path.into(),
-            size: body.len() as u64,
-            sha256: hex::encode(Sha256::digest(body)),
-        };
         let listing = Listing {
             files: vec![
                 entry("download.mp4", b"BBBB"),
