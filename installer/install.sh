@@ -186,8 +186,34 @@ install_packages() {
         return
     fi
     say "installing packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt_update
+    apt_get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# A freshly booted Ubuntu or Debian server often runs unattended-upgrades (or cloud-init's
+# package update) for its first minutes, holding apt's locks: wait for them rather than fail.
+# apt-get waits for the dpkg lock itself (DPkg::Lock::Timeout); `apt-get update` does not wait
+# for the lists lock (Ubuntu 22.04's apt 2.4, Debian 12's 2.6), so it is retried here.
+readonly APT_LOCK_WAIT=600
+apt_get() {
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" "$@"
+}
+
+apt_update() {
+    local deadline=$((SECONDS + APT_LOCK_WAIT)) out told=false
+    while ! out="$(apt_get update -q 2>&1)"; do
+        if ((SECONDS < deadline)) && grep -q 'Could not get lock' <<<"$out"; then
+            if ! $told; then
+                say "apt is busy (unattended-upgrades or another apt holds its lock); waiting up to ${APT_LOCK_WAIT}s"
+                told=true
+            fi
+            sleep 5
+            continue
+        fi
+        printf '%s\n' "$out" >&2
+        die "apt-get update failed (its output above)"
+    done
+    printf '%s\n' "$out"
 }
 
 create_user() {
