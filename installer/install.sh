@@ -187,6 +187,16 @@ install_packages() {
     fi
     say "installing packages: ${missing[*]}"
     apt_update
+    local candidate
+    for pkg in "${missing[@]}"; do
+        candidate="$(LC_ALL=C apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^ *Candidate: *//p')"
+        [[ -n "$candidate" && "$candidate" != "(none)" ]] && continue
+        # Ubuntu ships ffmpeg in its universe component, which a trimmed server may lack.
+        if [[ "$pkg" == ffmpeg ]] && grep -qs '^ID=ubuntu' /etc/os-release; then
+            die "apt has no ffmpeg: enable Ubuntu's universe component (add-apt-repository universe), then run this again"
+        fi
+        die "apt has no package $pkg: check the sources in /etc/apt/sources.list.d, then run this again"
+    done
     apt_get install -y -q --no-install-recommends "${missing[@]}"
 }
 

@@ -108,7 +108,9 @@ fn uid_of(root: &Path, user: &str) -> u32 {
 fn scripts_are_clean_and_documented() {
     let shellcheck = tool("shellcheck", "shellcheck");
     let mut scripts = vec![script()];
-    for s in ["vm-image/build.sh", "vm-image/boot-test.sh", "vm-image/firstboot.sh", "installer/ubuntu-test.sh"] {
+    for s in
+        ["vm-image/build.sh", "vm-image/boot-test.sh", "vm-image/firstboot.sh", "installer/ubuntu-test.sh"]
+    {
         let p = repo().join(s);
         if p.exists() {
             scripts.push(p);

@@ -212,11 +212,54 @@ fn port(listen: &str) -> Check {
             format!("{listen} is in use (by a running reelbox?)"),
             "if reelbox is not running, find the other program with: ss -ltnp",
         ),
+        // The kernel checks the privilege before the address: run as the `reelbox` user, a
+        // port below 1024 is refused even while the service (which has the capability) holds it.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && someone_listens(listen) => check(
+            "port",
+            Status::Warn,
+            format!("{listen} is in use (by a running reelbox?); this user may not bind it"),
+            "if reelbox is not running, find the other program with: ss -ltnp",
+        ),
         Err(e) => check(
             "port",
             Status::Fail,
             format!("cannot bind {listen}: {e}"),
-            "choose another `listen` address, or grant CAP_NET_BIND_SERVICE for ports below 1024",
+            "choose another `listen` address, or grant CAP_NET_BIND_SERVICE for ports below 1024 \
+             (the installed unit does; run doctor as root to check as the service would)",
         ),
+    }
+}
+
+/// Whether a connection to `listen` (a wildcard address means this host) is accepted.
+fn someone_listens(listen: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    let Ok(addrs) = listen.to_socket_addrs() else { return false };
+    addrs.into_iter().any(|mut a| {
+        if a.ip().is_unspecified() {
+            a.set_ip(if a.is_ipv4() {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                IpAddr::V6(Ipv6Addr::LOCALHOST)
+            });
+        }
+        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(1)).is_ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As the service user, a privileged port answers "permission denied" whether or not the
+    /// service holds it; whether someone accepts connections there tells the two apart.
+    #[test]
+    fn a_port_held_by_a_listener_is_told_from_a_free_one() {
+        let held = TcpListener::bind("0.0.0.0:0").expect("listener");
+        let port = held.local_addr().expect("addr").port();
+        assert!(someone_listens(&format!("0.0.0.0:{port}")), "a wildcard address means this host");
+        assert!(someone_listens(&format!("127.0.0.1:{port}")));
+        drop(held);
+        assert!(!someone_listens(&format!("127.0.0.1:{port}")), "nothing listens once it is closed");
+        assert!(!someone_listens("not an address"));
     }
 }
