@@ -414,27 +414,26 @@ check_confinement() {
     say "firewall: table inet reelbox loaded ($(grep -c accept "$work/nft.txt") accept rules)"
 }
 
-check_doctor() {
-    local out
-    # As root, the way `sudo reelbox doctor` runs: must pass (a port in use by the service is
-    # a warning there).
-    if out="$(in_ct reelbox doctor 2>&1)"; then
+# `reelbox doctor` through `$@` (run in the container) must pass; its report is shown.
+doctor_passes() {
+    local who="$1" out
+    shift
+    if out="$(in_ct "$@" 2>&1)"; then
         printf '%s\n' "$out" | sed 's/^/    | /'
-        say "reelbox doctor (root): passed"
+        say "reelbox doctor ($who): passed"
     else
         printf '%s\n' "$out" | sed 's/^/    | /' >&2
-        die "reelbox doctor (root) reported problems (above)"
+        die "reelbox doctor ($who) reported problems (above)"
     fi
+}
+
+check_doctor() {
+    # As root, the way `sudo reelbox doctor` runs (a port in use by the service is a warning).
+    doctor_passes root reelbox doctor
     # As the service user, the way the README runs the other commands. Without the unit's
     # CAP_NET_BIND_SERVICE it cannot bind 80/443 itself; it must see that the service holds them
     # (a warning), not report a failure.
-    if out="$(in_ct runuser -u reelbox -- reelbox doctor 2>&1)"; then
-        printf '%s\n' "$out" | sed 's/^/    | /'
-        say "reelbox doctor (as reelbox): passed"
-    else
-        printf '%s\n' "$out" | sed 's/^/    | /' >&2
-        die "reelbox doctor (as reelbox) reported problems (above)"
-    fi
+    doctor_passes "as reelbox" runuser -u reelbox -- reelbox doctor
 }
 
 check_transcode() {

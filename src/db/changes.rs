@@ -132,14 +132,20 @@ impl Db {
 mod tests {
     use super::*;
 
-    /// A commit by a connection that stays open (a long-running other process) is seen by the
-    /// polling thread.
-    #[test]
-    fn a_writer_that_stays_open_bumps_the_generation_within_the_poll() {
+    /// A fresh database in a temporary directory, watched, and its generation before any change.
+    fn watched() -> (tempfile::TempDir, Db, u64) {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(dir.path(), 1).expect("open");
         db.watch_other_writers().expect("watch");
         let quiet = db.generation();
+        (dir, db, quiet)
+    }
+
+    /// A commit by a connection that stays open (a long-running other process) is seen by the
+    /// polling thread.
+    #[test]
+    fn a_writer_that_stays_open_bumps_the_generation_within_the_poll() {
+        let (_dir, db, quiet) = watched();
         std::thread::sleep(OTHER_WRITERS_POLL * 3);
         assert_eq!(db.generation(), quiet, "nothing was written, nothing to drop");
 
@@ -159,10 +165,7 @@ mod tests {
     /// sleeps a whole interval after starting.
     #[test]
     fn a_command_that_committed_and_ended_counts_at_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Db::open(dir.path(), 1).expect("open");
-        db.watch_other_writers().expect("watch");
-        let quiet = db.generation();
+        let (_dir, db, quiet) = watched();
         // Reads and checkpoints are not changes.
         db.read_blocking(|c| {
             c.query_row("SELECT count(*) FROM categories", [], |r| r.get::<_, i64>(0)).map_err(DbError::from)

@@ -232,17 +232,11 @@ fn port(listen: &str) -> Check {
 
 /// Whether a connection to `listen` (a wildcard address means this host) is accepted.
 fn someone_listens(listen: &str) -> bool {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    use std::net::ToSocketAddrs;
     let Ok(addrs) = listen.to_socket_addrs() else { return false };
-    addrs.into_iter().any(|mut a| {
-        if a.ip().is_unspecified() {
-            a.set_ip(if a.is_ipv4() {
-                IpAddr::V4(Ipv4Addr::LOCALHOST)
-            } else {
-                IpAddr::V6(Ipv6Addr::LOCALHOST)
-            });
-        }
-        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(1)).is_ok()
+    addrs.into_iter().any(|a| {
+        let target = super::service::loopback_for(a);
+        std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_secs(1)).is_ok()
     })
 }
 

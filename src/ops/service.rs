@@ -135,7 +135,7 @@ fn judge(head: &[u8]) -> Result<(), String> {
 }
 
 /// The listener reached over loopback (a wildcard bind is not a destination).
-fn loopback_for(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn loopback_for(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => {
             SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))

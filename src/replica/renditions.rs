@@ -252,12 +252,7 @@ pub async fn follow(app: &App, copied: &mut Copied) -> Result<usize, ReplicaErro
         }
         let id = MediaId(*id);
         let listing = list_item(app, id).await?;
-        let (dir, data) = (media_dir(&data_dir, id), data_dir.clone());
-        let plan = blocking(move || {
-            let record = load_record(&data, id);
-            Ok(Plan::new(id, &dir, listing, record.as_ref(), &HashSet::new()))
-        })
-        .await?;
+        let plan = plan_item(&data_dir, id, listing, HashSet::new()).await?;
         plans.push((plan, version.clone()));
     }
     let behind = &app.replica.rendition_bytes_behind;
@@ -352,18 +347,29 @@ pub async fn repair(
 ) -> Result<u64, ReplicaError> {
     let listing = list_item(app, id).await?;
     let data_dir = app.config.data_dir.clone();
-    let (dir, data) = (media_dir(&data_dir, id), data_dir.clone());
-    let plan = blocking(move || {
-        let record = load_record(&data, id);
-        Ok(Plan::new(id, &dir, listing, record.as_ref(), &damaged))
-    })
-    .await?;
-    let fetched = plan.fetches();
+    let plan = plan_item(&data_dir, id, listing, damaged).await?;
+    let fetched = plan.to_fetch().count() as u64;
     app.replica.rendition_bytes_behind.fetch_add(plan.missing(), Ordering::Relaxed);
     let files = copy_planned(app, plan).await?.files;
     let record = Record { version: version.to_string(), files };
     blocking(move || save_record(&data_dir, id, &record)).await?;
     Ok(fetched)
+}
+
+/// What to copy of item `id` against its record, on the blocking pool (it reads and may hash
+/// the files here); the paths in `force` are fetched whatever is here.
+async fn plan_item(
+    data_dir: &Path,
+    id: MediaId,
+    listing: Listing,
+    force: HashSet<String>,
+) -> Result<Plan, ReplicaError> {
+    let (dir, data) = (media_dir(data_dir, id), data_dir.to_path_buf());
+    blocking(move || {
+        let record = load_record(&data, id);
+        Ok(Plan::new(id, &dir, listing, record.as_ref(), &force))
+    })
+    .await
 }
 
 /// An item's listing from the primary, checked (signature, paths).
@@ -437,14 +443,14 @@ impl Plan {
         Plan { id, dir: dir.to_path_buf(), listing, work }
     }
 
-    /// Bytes to fetch from the primary.
-    fn missing(&self) -> u64 {
-        self.work.iter().flat_map(|(_, files)| files).filter(|(_, here)| !here).map(|(f, _)| f.size).sum()
+    /// The files to fetch from the primary.
+    fn to_fetch(&self) -> impl Iterator<Item = &FileEntry> {
+        self.work.iter().flat_map(|(_, files)| files).filter(|(_, here)| !here).map(|(f, _)| f)
     }
 
-    /// Files to fetch from the primary.
-    fn fetches(&self) -> u64 {
-        self.work.iter().flat_map(|(_, files)| files).filter(|(_, here)| !here).count() as u64
+    /// Bytes to fetch from the primary.
+    fn missing(&self) -> u64 {
+        self.to_fetch().map(|f| f.size).sum()
     }
 }
 
@@ -597,6 +603,18 @@ mod tests {
         assert_eq!(again.files[1].sha256, hex::encode(Sha256::digest(b"#EXTM3U\n#EXT-X-VERSION:7\n")));
     }
 
+    /// A data directory whose item `id` holds `files` (path, bytes); and the item's directory.
+    fn item_holding(id: MediaId, files: &[(&str, &[u8])]) -> (tempfile::TempDir, PathBuf) {
+        let data = tempfile::tempdir().expect("tempdir");
+        let dir = media_dir(data.path(), id);
+        for (path, body) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+            std::fs::write(path, body).expect("write");
+        }
+        (data, dir)
+    }
+
     /// A listed file with `body`'s size and hash.
     fn entry(path: &str, body: &[u8]) -> FileEntry {
         FileEntry { path: path.into(), size: body.len() as u64, sha256: hex::encode(Sha256::digest(body)) }
@@ -604,12 +622,14 @@ mod tests {
 
     #[test]
     fn a_plan_fetches_only_what_differs_and_counts_its_bytes() {
-        let data = tempfile::tempdir().expect("tempdir");
-        let dir = media_dir(data.path(), MediaId(5));
-        std::fs::create_dir_all(dir.join("hls/240p")).expect("dirs");
-        std::fs::write(dir.join("hls/240p/init.mp4"), b"init").expect("write");
-        std::fs::write(dir.join("hls/240p/index.m3u8"), b"old playlist").expect("write");
-        std::fs::write(dir.join("poster.jpg"), b"poster").expect("write");
+        let (_data, dir) = item_holding(
+            MediaId(5),
+            &[
+                ("hls/240p/init.mp4", b"init"),
+                ("hls/240p/index.m3u8", b"old playlist"),
+                ("poster.jpg", b"poster"),
+            ],
+        );
         let listing = Listing {
             files: vec![
                 entry("hls/240p/index.m3u8", b"new playlist"),
@@ -642,13 +662,11 @@ mod tests {
 
     #[test]
     fn recorded_hashes_decide_what_is_here_and_forced_paths_are_fetched() {
-        let data = tempfile::tempdir().expect("tempdir");
-        let dir = media_dir(data.path(), MediaId(6));
-        std::fs::create_dir_all(dir.join("hls/240p")).expect("dirs");
-        // Same size as listed, other bytes: hashing finds it differs.
-        std::fs::write(dir.join("download.mp4"), b"AAAA").expect("write");
-        std::fs::write(dir.join("hls/240p/seg-00001.m4s"), b"seg1").expect("write");
-        std::fs::write(dir.join("poster.jpg"), b"post").expect("write");
+        // The download has the listed size but other bytes: hashing finds it differs.
+        let (data, dir) = item_holding(
+            MediaId(6),
+            &[("download.mp4", b"AAAA"), ("hls/240p/seg-00001.m4s", b"seg1"), ("poster.jpg", b"post")],
+        );
         let listing = Listing {
             files: vec![
                 entry("download.mp4", b"BBBB"),
@@ -675,7 +693,7 @@ mod tests {
         let force: HashSet<String> = ["hls/240p/seg-00001.m4s".to_string()].into();
         let plan = Plan::new(MediaId(6), &dir, listing, Some(&record), &force);
         assert_eq!(units(&plan), vec![("hls/240p".to_string(), vec![false])]);
-        assert_eq!((plan.fetches(), plan.missing()), (1, 4));
+        assert_eq!((plan.to_fetch().count(), plan.missing()), (1, 4));
         // Records round-trip, and a missing one is `None`.
         save_record(data.path(), MediaId(6), &record).expect("save");
         assert_eq!(load_record(data.path(), MediaId(6)), Some(record));
