@@ -230,7 +230,7 @@ async fn first_day(
     pupil.refresh().await?;
     let link = pupil.find_xpath(&format!("{MAIN}//a[normalize-space()='{CATEGORY_NAME}']")).await?;
     shots.take(pupil, "category-listed").await?;
-    pupil.click(&link).await?;
+    pupil.click_to_new_page(&link).await?;
     pupil.wait_for_path(&category_page, |p| p == category_page).await?;
     let heading = pupil.find("main h1").await?;
     let heading_text = pupil.text(&heading).await?;

@@ -295,16 +295,44 @@ impl Browser {
         Ok(())
     }
 
-    /// Click the button labelled exactly `label`.
+    /// Click the button labelled exactly `label`, which submits a form, and wait for the page the
+    /// submission loads.
     pub async fn click_button(&self, label: &str) -> Result<()> {
         let el = self.find_xpath(&format!("//button[normalize-space()={}]", xpath_literal(label))).await?;
-        self.click(&el).await
+        self.click_to_new_page(&el).await
     }
 
-    /// Click the link labelled exactly `label` inside the element matched by `within` (XPath).
+    /// Click the link labelled exactly `label` inside the element matched by `within` (XPath), and
+    /// wait for the page it loads.
     pub async fn click_link(&self, within: &str, label: &str) -> Result<()> {
         let el = self.find_xpath(&format!("{within}//a[normalize-space()={}]", xpath_literal(label))).await?;
-        self.click(&el).await
+        self.click_to_new_page(&el).await
+    }
+
+    /// Click something that loads a new page and wait until the page it was on is gone. A form
+    /// often answers with a redirect to the same path (`?notice=saved`), so waiting for a path
+    /// is not enough: without this, what is read next may come from the old page, or fail as a
+    /// stale element while the browser swaps the documents.
+    pub async fn click_to_new_page(&self, el: &Element) -> Result<()> {
+        let old = self.find("html").await?;
+        self.click(el).await?;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let url = format!("{}/element/{}/name", self.session_url, old.0);
+            match send(&self.http, Method::GET, &url, None).await {
+                Err(e) if e.contains("stale element") || e.contains("no such element") => return Ok(()),
+                Err(e) => return Err(format!("[{} browser] {e}", self.name)),
+                Ok(_) => {}
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "[{} browser] the click did not load a new page within {PATIENCE:?}; still on {}",
+                    self.name,
+                    self.current_url().await.unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Everything the page shows, as text.
