@@ -187,3 +187,75 @@ async fn cached_permission_and_item_end_at_once() {
     admin.call(Method::POST, &format!("/api/v1/media/{id}/restore"), None, 200).await;
     assert_eq!(student.get(&seg).await.status(), StatusCode::OK);
 }
+
+/// A signed-in viewer's segment requests are answered from the caches, before the router and
+/// the middleware, once the caches are warm (src/web/media_files/fast.rs). Every such answer
+/// must be the one the full pipeline gives — a query string sends a request the long way —
+/// header for header and byte for byte; and signing out ends them on the next request.
+#[tokio::test]
+async fn answers_from_the_caches_are_the_full_pipelines() {
+    let f = fixture().await;
+    let id = f.id;
+    let viewer = Browser::new(&f.lib.server.url(""), f.lib.server.sign_in("stu", PASSWORD).await);
+    big_segment(&f);
+    let seg = format!("/media/{id}/hls/240p/seg-00001.m4s");
+    let warm = viewer.get(&seg).await;
+    assert_eq!(warm.status(), StatusCode::OK);
+    let etag = warm.headers()["etag"].to_str().expect("etag").to_string();
+
+    let fetch = |path: String, headers: Vec<(&'static str, String)>| {
+        let mut r = viewer.client.get(viewer.url(&path));
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        async move {
+            let res = r.send().await.expect("GET");
+            let status = res.status();
+            let mut headers: Vec<(String, String)> = res
+                .headers()
+                .iter()
+                .filter(|(k, _)| k.as_str() != "date")
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_string()))
+                .collect();
+            headers.sort();
+            (status, headers, res.bytes().await.expect("body"))
+        }
+    };
+    let cases: Vec<(&str, String, Vec<(&'static str, String)>)> = vec![
+        ("whole segment", seg.clone(), vec![]),
+        ("range", seg.clone(), vec![("range", "bytes=10-99".into())]),
+        ("suffix range", seg.clone(), vec![("range", "bytes=-7".into())]),
+        ("not modified", seg.clone(), vec![("if-none-match", etag.clone())]),
+        ("stale if-range", seg.clone(), vec![("range", "bytes=0-9".into()), ("if-range", "\"old\"".into())]),
+        ("unsatisfiable", seg.clone(), vec![("range", "bytes=999999999-".into())]),
+        (
+            "large",
+            format!("/media/{id}/hls/240p/seg-00077.m4s"),
+            vec![("range", "bytes=5000000-5999999".into())],
+        ),
+        ("init", format!("/media/{id}/hls/240p/init.mp4"), vec![]),
+        ("playlist", format!("/media/{id}/hls/240p/index.m3u8"), vec![]),
+        ("missing segment", format!("/media/{id}/hls/240p/seg-09999.m4s"), vec![]),
+        ("missing rung", format!("/media/{id}/hls/1080p/seg-00001.m4s"), vec![]),
+    ];
+    for (what, path, headers) in cases {
+        // Twice each way: the first may fill a cache, the second is answered from it.
+        for _ in 0..2 {
+            let fast = fetch(path.clone(), headers.clone()).await;
+            let full = fetch(format!("{path}?via=router"), headers.clone()).await;
+            assert_eq!(fast.0, full.0, "{what}: status");
+            assert_eq!(fast.1, full.1, "{what}: headers");
+            assert!(fast.2 == full.2, "{what}: {} bytes against {}", fast.2.len(), full.2.len());
+        }
+    }
+
+    // Signing out ends the cached session's answers on the next request.
+    assert_eq!(viewer.get(&seg).await.status(), StatusCode::OK);
+    let out = viewer.post_form("/logout", &[]).await;
+    assert!(out.status().is_redirection(), "sign out: {}", out.status());
+    let after = viewer.get(&seg).await.status();
+    assert!(
+        matches!(after, StatusCode::UNAUTHORIZED | StatusCode::SEE_OTHER | StatusCode::NOT_FOUND),
+        "a signed-out session was still served: {after}"
+    );
+}

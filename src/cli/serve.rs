@@ -148,6 +148,12 @@ async fn serve(cfg: Config) -> Result<ExitCode, ExitCode> {
                 factory,
                 listener,
                 web::sendfile::Settings { workers, shutdown_timeout_secs: 30 },
+                {
+                    let state = app.clone();
+                    std::sync::Arc::new(move |req: &actix_http::Request| {
+                        web::media_files::fast::answer(&state, req)
+                    })
+                },
             )
             .map_err(|e| fail(format!("cannot listen on {bound}: {e}")))?;
             (server, None)

@@ -4,11 +4,12 @@
 //!
 //! Two watches, for two kinds of writer:
 //! - **inotify on the data directory**, read on every [`Db::generation`] call (one `read` that
-//!   usually answers "nothing"). A commit writes the WAL file, and a process that wrote it closes
-//!   it when it ends — after its commit is visible to readers. By the time the command has
-//!   exited, its events are queued, so the next request after `reelbox archive restore`
-//!   already sees the restored item. (The write itself is noticed too, but it can come just
-//!   before the commit is visible; the close is what makes the command line exact.)
+//!   usually answers "nothing"; the web layer makes that call once per request, as it starts,
+//!   and reads [`Db::known_generation`] after it). A commit writes the WAL file, and a process
+//!   that wrote it closes it when it ends — after its commit is visible to readers. By the time
+//!   the command has exited, its events are queued, so the next request after `reelbox archive
+//!   restore` already sees the restored item. (The write itself is noticed too, but it can come
+//!   just before the commit is visible; the close is what makes the command line exact.)
 //! - **`PRAGMA data_version`** polled by a thread every [`OTHER_WRITERS_POLL`], for a writer
 //!   that commits and stays open, and for when inotify is unavailable (its limits reached).
 //!

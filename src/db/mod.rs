@@ -372,12 +372,21 @@ impl Db {
         .map_err(|e| E::from(DbError::Task(e.to_string())))?
     }
 
-    /// The write generation. Read it *before* querying when caching a result.
-    /// Commits by other processes that the change watch has seen count first.
+    /// The write generation, after counting the commits by other processes that the change
+    /// watch has queued (one `read` of its descriptor). The web layer calls it once, as a request
+    /// starts; everything the request caches afterwards uses [`Db::known_generation`].
     pub fn generation(&self) -> u64 {
         if let Some(watch) = self.changes.get() {
             watch.bump_if_changed(&self.generation);
         }
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The write generation as last counted, with no system call: this process's own commits,
+    /// and other processes' as of the last [`Db::generation`]. Read it *before* querying when
+    /// caching a result. Within a request whose start called [`Db::generation`] it is exact:
+    /// a command that ended before the request arrived is counted.
+    pub fn known_generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 

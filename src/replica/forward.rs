@@ -82,10 +82,10 @@ pub async fn middleware(
         return Ok(ServiceResponse::new(http_req, res).map_into_right_body());
     }
     let forwarded = req.headers().contains_key(FORWARDED_HEADER);
-    let before = if forwarded { Some((app.db.generation(), app.replica.shipped_now())) } else { None };
+    let before = if forwarded { Some((app.db.known_generation(), app.replica.shipped_now())) } else { None };
     let mut res = next.call(req).await?;
     if let Some((generation, shipped)) = before
-        && app.db.generation() != generation
+        && app.db.known_generation() != generation
         && let Some(pos) = shipped_after_write(&app, shipped).await
         && let Ok(v) = header::HeaderValue::from_str(&pos.header())
     {

@@ -70,8 +70,8 @@ fn forwarded_client(req: &HttpRequest) -> Option<String> {
 
 /// One cookie's value, found without parsing every cookie into owned copies as
 /// `HttpRequest::cookie` does (this runs for every request, every media segment included).
-fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
+fn cookie_value(headers: &header::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
@@ -87,6 +87,26 @@ fn bearer(req: &ServiceRequest) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
 }
 
+/// The session a request's cookie names, when the cache already holds it, live, and it needs
+/// nothing more than reading: no renewal due, no password change pending, no bearer token
+/// beside it. `None` means "ask [`authenticate`]", never "signed out". For the segment fast
+/// path (`media_files::fast`); the caller has counted other processes' commits
+/// ([`crate::db::Db::generation`]) for this request.
+pub fn cached_session(app: &App, headers: &header::HeaderMap) -> Option<Arc<ActiveSession>> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return None;
+    }
+    let token = cookie_value(headers, session_cookie_name(app.is_https()))?;
+    let key = crate::accounts::token_hash(&token);
+    let session = app.caches.session(&key, app.db.known_generation())??;
+    let policy = SessionPolicy::from_config(&app.config.sessions);
+    let now = app.clock.now();
+    let usable = sessions::is_live(session.last_seen_at, session.expires_at, policy, now)
+        && !sessions::needs_touch(&session, now)
+        && !session.user.must_change_password;
+    usable.then_some(session)
+}
+
 /// Resolve the principal and put it in the request's extensions. Renews the session's idle
 /// timer (at most once a minute).
 pub async fn authenticate(
@@ -95,6 +115,12 @@ pub async fn authenticate(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let skip = req.path().starts_with("/static/") || req.path() == "/healthz";
     if !skip {
+        // Count the commits other processes made before this request arrived (the command
+        // line writes beside the server), once: the caches below read the generation without
+        // a system call.
+        if let Some(app) = req.app_data::<web::Data<App>>() {
+            app.db.generation();
+        }
         // Refusals are answered here as responses (not `Err`), so `render_errors` formats them
         // and the security headers are added like on any other answer.
         let principal = match resolve(&req).await {
@@ -146,12 +172,12 @@ async fn resolve(req: &ServiceRequest) -> Result<Principal, WebError> {
         }
         return Ok(Principal::Token { id, user: Box::new(user) });
     }
-    let Some(token) = cookie_value(req.request(), session_cookie_name(app.is_https())) else {
+    let Some(token) = cookie_value(req.headers(), session_cookie_name(app.is_https())) else {
         return Ok(Principal::Anonymous);
     };
     let policy = SessionPolicy::from_config(&app.config.sessions);
     let key = crate::accounts::token_hash(&token);
-    let generation = app.db.generation();
+    let generation = app.db.known_generation();
     let found = match app.caches.session(&key, generation) {
         Some(hit) => hit,
         None => {
@@ -430,7 +456,7 @@ async fn access_for(
     app: &App,
     who: Option<(crate::db::ids::UserId, bool)>,
 ) -> Result<Arc<crate::accounts::grants::Access>, WebError> {
-    let generation = app.db.generation();
+    let generation = app.db.known_generation();
     if let Some(hit) = app.caches.access(&who, generation) {
         return Ok(hit);
     }
@@ -441,7 +467,7 @@ async fn access_for(
 
 /// The whole category tree in tree order (cached until the next write).
 pub async fn all_categories(app: &App) -> Result<Arc<Vec<crate::library::categories::Category>>, WebError> {
-    let generation = app.db.generation();
+    let generation = app.db.known_generation();
     if let Some(hit) = app.caches.categories(generation) {
         return Ok(hit);
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 
@@ -20,7 +20,12 @@ pub async fn security_headers(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let https = req.app_data::<web::Data<App>>().is_some_and(|a| a.is_https());
     let mut res = next.call(req).await?;
-    let h = res.headers_mut();
+    add_security_headers(res.headers_mut(), https);
+    Ok(res)
+}
+
+/// The headers every answer carries (see [`security_headers`]).
+pub fn add_security_headers(h: &mut HeaderMap, https: bool) {
     // A handler that sets its own policy owns framing too: only `/embed/{id}` does, to let the
     // configured sites frame it (X-Frame-Options cannot name other origins, so it is left out).
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
@@ -42,7 +47,6 @@ pub async fn security_headers(
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    Ok(res)
 }
 
 /// Route pattern (`/admin/users/{id}`), not the raw path, so metrics stay bounded and no ids or
@@ -55,11 +59,15 @@ pub async fn observe(
     let method = req.method().to_string();
     let res = next.call(req).await?;
     let pattern = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-    let status = res.status().as_u16();
+    record(&method, &pattern, res.status().as_u16(), start);
+    Ok(res)
+}
+
+/// The metrics and the log line of one answered request (see [`observe`]).
+pub fn record(method: &str, pattern: &str, status: u16, start: Instant) {
     let elapsed = start.elapsed();
-    metrics::counter!("reelbox_http_requests_total", "method" => method.clone(), "route" => pattern.clone(), "status" => status.to_string()).increment(1);
-    metrics::histogram!("reelbox_http_request_duration_seconds", "route" => pattern.clone())
+    metrics::counter!("reelbox_http_requests_total", "method" => method.to_string(), "route" => pattern.to_string(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("reelbox_http_request_duration_seconds", "route" => pattern.to_string())
         .record(elapsed.as_secs_f64());
     tracing::info!(target: "reelbox::http", %method, route = %pattern, status, ms = elapsed.as_millis() as u64, "request");
-    Ok(res)
 }

@@ -63,10 +63,6 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
     RangeRequest::Part { start: parsed.0, end: parsed.1 }
 }
 
-fn header_str(req: &HttpRequest, name: impl header::AsHeaderName) -> Option<&str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 /// What to answer for a GET of a file of `size` bytes whose entity tag is `etag`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -95,7 +91,11 @@ pub struct Conditions {
 
 impl Conditions {
     pub fn of(req: &HttpRequest) -> Conditions {
-        let get = |name| header_str(req, name).map(str::to_string);
+        Conditions::from_headers(req.headers())
+    }
+
+    pub fn from_headers(headers: &header::HeaderMap) -> Conditions {
+        let get = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         Conditions {
             if_none_match: get(header::IF_NONE_MATCH),
             if_range: get(header::IF_RANGE),

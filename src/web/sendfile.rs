@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use actix_web::body::{BodySize, MessageBody};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{AppConfig, Server, ServiceFactory};
 use actix_web::rt::net::TcpStream;
 use actix_web::web::Bytes;
@@ -231,14 +231,19 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
 }
 
+/// Asked about every request before the app: `Some` is the answer, `None` passes the request
+/// on (see `media_files::fast`).
+pub type Shortcut = Arc<dyn Fn(&actix_http::Request) -> Option<actix_http::Response<BoxBody>> + Send + Sync>;
+
 /// An HTTP/1.1 server on `listener` whose connections can send files with `sendfile` — what
 /// `HttpServer::new(factory).listen(listener).run()` builds, with the same defaults (keep-alive
 /// 5 s, request head within 5 s, disconnect 1 s, graceful shutdown of idle connections), over
-/// [`Conn`]. Signals are left to the caller.
+/// [`Conn`], with `shortcut` asked before the app. Signals are left to the caller.
 pub fn server<F, I, S, B>(
     factory: F,
     listener: std::net::TcpListener,
     settings: Settings,
+    shortcut: Shortcut,
 ) -> io::Result<Server>
 where
     F: Fn() -> I + Send + Clone + 'static,
@@ -251,7 +256,8 @@ where
     S::Service: 'static,
     B: MessageBody + 'static,
 {
-    use actix_service::{ServiceFactoryExt, fn_service, map_config};
+    use actix_service::{ServiceFactoryExt, apply_fn_factory, fn_service, map_config};
+    use futures_util::future::Either;
     let addr: SocketAddr = listener.local_addr()?;
     let builder = actix_server::Server::build()
         .workers(settings.workers)
@@ -262,6 +268,16 @@ where
         let shutdown = shutdown.clone();
         let host = addr.to_string();
         let app = factory().into_factory().map_err(|err| err.into().error_response());
+        // `AppConfig::new` is private; this is the constructor actix's own test server uses.
+        let app = map_config(app, move |_| AppConfig::__priv_test_new(false, host.clone(), addr));
+        let shortcut = shortcut.clone();
+        let app = apply_fn_factory(app, move |req: actix_http::Request, app: &_| match shortcut(&req) {
+            Some(answer) => Either::Left(std::future::ready(Ok(answer))),
+            None => {
+                let answer = app.call(req);
+                Either::Right(async move { answer.await.map(|res| res.into().map_into_boxed_body()) })
+            }
+        });
         let h1 = actix_http::HttpService::<Conn, _, _>::build()
             .graceful_shutdown_signal(move || {
                 let signal = shutdown.clone();
@@ -273,8 +289,7 @@ where
             .on_connect_ext(|conn: &Conn, ext: &mut actix_web::dev::Extensions| {
                 ext.insert(conn.slot.clone());
             })
-            // `AppConfig::new` is private; this is the constructor actix's own test server uses.
-            .h1(map_config(app, move |_| AppConfig::__priv_test_new(false, host.clone(), addr)));
+            .h1(app);
         fn_service(|tcp: TcpStream| async move {
             let peer = tcp.peer_addr().ok();
             // As HttpServer does for plain TCP: no Nagle delay on small responses.

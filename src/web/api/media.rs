@@ -153,7 +153,7 @@ pub async fn visible_item(
 ) -> Result<Arc<MediaItem>, WebError> {
     // This runs for every segment a player fetches: the row is cached for the write generation,
     // and read in place when it can be.
-    let generation = app.db.generation();
+    let generation = app.db.known_generation();
     let item = match app.caches.item(id, generation) {
         Some(item) => item,
         None => {
@@ -177,6 +177,22 @@ pub async fn visible_item(
         MediaStatus::Archived => access.is_admin,
     };
     if may { Ok(item) } else { Err(WebError::not_found()) }
+}
+
+/// [`visible_item`] from the caches alone, for a listed item (processing or ready) and a
+/// signed-in person: `None` when anything is not cached or the answer is not a plain "yes", and
+/// the caller takes the long way. The caller has counted other processes' commits for this
+/// request ([`crate::db::Db::generation`]).
+pub fn cached_listed_item(
+    app: &App,
+    user: &crate::accounts::users::User,
+    id: MediaId,
+) -> Option<Arc<MediaItem>> {
+    let generation = app.db.known_generation();
+    let item = app.caches.item(id, generation)??;
+    let access = app.caches.access(&Some((user.id, user.is_admin)), generation)?;
+    let listed = matches!(item.status, MediaStatus::Processing | MediaStatus::Ready);
+    (listed && access.can(item.category_id, Role::View)).then_some(item)
 }
 
 async fn one(

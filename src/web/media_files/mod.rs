@@ -9,6 +9,7 @@
 //! (a known rung name, `index.m3u8`, `init.mp4`, `seg-NNNNN.m4s`), so `..`, `.work` or any
 //! other name can never reach the file system; directories are never listed.
 
+pub mod fast;
 pub mod signed;
 
 use std::path::PathBuf;
@@ -184,14 +185,20 @@ pub fn issue_token(app: &App, user: &CurrentUser, item: MediaId) -> Result<Strin
     Ok(signed::sign(&key, item, user.user.id, app.clock.now() + signed::TOKEN_LIFETIME_SECS))
 }
 
+/// The start of a 200 answer with a file of `kind`: its type and caching.
+fn answer_for(kind: FileKind) -> actix_web::HttpResponseBuilder {
+    let mut res = HttpResponse::build(StatusCode::OK);
+    res.content_type(kind.content_type()).insert_header((header::CACHE_CONTROL, kind.cache()));
+    res
+}
+
 async fn serve(
     req: &HttpRequest,
     path: PathBuf,
     kind: FileKind,
     token: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let mut res = HttpResponse::build(StatusCode::OK);
-    res.content_type(kind.content_type()).insert_header((header::CACHE_CONTROL, kind.cache()));
+    let res = answer_for(kind);
     if kind == FileKind::Playlist
         && let Some(token) = token
     {
