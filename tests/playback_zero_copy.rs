@@ -188,6 +188,9 @@ async fn cached_permission_and_item_end_at_once() {
     assert_eq!(student.get(&seg).await.status(), StatusCode::OK);
 }
 
+/// Request headers to send.
+type Headers = Vec<(&'static str, String)>;
+
 /// A signed-in viewer's segment requests are answered from the caches, before the router and
 /// the middleware, once the caches are warm (src/web/media_files/fast.rs). Every such answer
 /// must be the one the full pipeline gives — a query string sends a request the long way —
@@ -203,7 +206,7 @@ async fn answers_from_the_caches_are_the_full_pipelines() {
     assert_eq!(warm.status(), StatusCode::OK);
     let etag = warm.headers()["etag"].to_str().expect("etag").to_string();
 
-    let fetch = |path: String, headers: Vec<(&'static str, String)>| {
+    let fetch = |path: String, headers: Headers| {
         let mut r = viewer.client.get(viewer.url(&path));
         for (k, v) in headers {
             r = r.header(k, v);
@@ -221,7 +224,7 @@ async fn answers_from_the_caches_are_the_full_pipelines() {
             (status, headers, res.bytes().await.expect("body"))
         }
     };
-    let cases: Vec<(&str, String, Vec<(&'static str, String)>)> = vec![
+    let cases: Vec<(&str, String, Headers)> = vec![
         ("whole segment", seg.clone(), vec![]),
         ("range", seg.clone(), vec![("range", "bytes=10-99".into())]),
         ("suffix range", seg.clone(), vec![("range", "bytes=-7".into())]),
