@@ -541,6 +541,9 @@ pub struct ReplicationConfig {
     pub wal_truncate_mib: u32,
     /// Records in the target smaller than this (KiB) are merged into larger ones.
     pub compact_below_kib: u32,
+    /// Seconds between checks that the target still holds the newest snapshot uploaded; when it
+    /// is gone (an emptied bucket), a new generation starts from a full snapshot.
+    pub target_check_seconds: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -551,6 +554,7 @@ impl Default for ReplicationConfig {
             lag_alarm_seconds: 60,
             wal_truncate_mib: 64,
             compact_below_kib: 1024,
+            target_check_seconds: 600,
         }
     }
 }
@@ -714,6 +718,9 @@ impl Config {
         }
         if !(1..=3650).contains(&self.replication.retention_days) {
             return Err(bad("replication.retention_days", "must be between 1 and 3650 (ten years)"));
+        }
+        if !(1..=86_400).contains(&self.replication.target_check_seconds) {
+            return Err(bad("replication.target_check_seconds", "must be between 1 and 86400 (a day)"));
         }
         if !(1..=24 * 365).contains(&self.replication.snapshot_hours) {
             return Err(bad("replication.snapshot_hours", "must be between 1 and 8760 (a year)"));

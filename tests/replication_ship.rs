@@ -326,6 +326,55 @@ async fn an_offline_target_raises_the_alarm_and_catches_up_when_back() {
     }
 }
 
+/// The backup target is emptied behind the server's back (a bucket lifecycle rule, a blank
+/// volume). The server notices that its newest snapshot is gone, starts again from a full
+/// snapshot, says so on the dashboard, and the target restores the live state again — including
+/// everything written before the loss.
+#[tokio::test]
+async fn a_target_that_lost_its_history_gets_a_new_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, backup) = (dir.path().join("data"), dir.path().join("backup"));
+    let server = Server::start_with(&data, dir.path(), |c| {
+        c.arg("--backup-dir").arg(&backup).env("REELBOX_REPLICATION__TARGET_CHECK_SECONDS", "1");
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    server.add_user("admin", true);
+    let api = server.api(&server.token("admin"));
+    api.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "Before the loss"})), 201).await;
+    let out = dir.path().join("restored.db");
+    restore_latest_until(&backup, &out, &checksum(&data.join("reelbox.db")));
+
+    // Everything the target held goes; the directory stays, empty, as a wiped bucket would.
+    for entry in std::fs::read_dir(&backup).expect("backup dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("wipe");
+        } else {
+            std::fs::remove_file(&path).expect("wipe");
+        }
+    }
+    let _ = std::fs::remove_file(&out);
+    assert!(!restore(&backup, None, &out).status.success(), "an empty target cannot restore");
+    api.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "After the loss"})), 201).await;
+
+    let browser = server.browser_login("admin", common::PASSWORD).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.get("/admin").await.text().await.expect("dashboard");
+        if page.contains("lost the database history") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no word of the loss on the dashboard: {page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let live = checksum(&data.join("reelbox.db"));
+    restore_latest_until(&backup, &out, &live);
+    let names = category_names(&out);
+    for name in ["Before the loss", "After the loss"] {
+        assert!(names.contains(&name.to_string()), "{name} missing from the restore: {names:?}");
+    }
+}
+
 /// Shutdown right after a burst of writes, with the shipper still shipping and checkpointing: it
 /// takes its core and then the writer to checkpoint, so closing must not join it while holding
 /// the writer (this hung).

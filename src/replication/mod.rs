@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod compact;
 pub mod dir_target;
+pub mod lost;
 pub mod notify;
 mod prune;
 pub mod record;
@@ -122,6 +123,8 @@ pub struct Status {
     pub retention_error: Option<String>,
     pub retention_days: u32,
     pub lag_alarm_seconds: u32,
+    /// The target lost its history (see `lost.rs`).
+    pub lost: Option<lost::Lost>,
 }
 
 impl Status {
@@ -147,6 +150,11 @@ impl Status {
         }
         if let Some(e) = &self.shipper_error {
             return Some(format!("Shipping the database is failing: {e}"));
+        }
+        if let Some(alarm) =
+            self.lost.as_ref().and_then(|l| l.alarm(self.last_snapshot.as_ref().map(|(g, _, _)| g), now_ms))
+        {
+            return Some(alarm);
         }
         let lag = self.lag_seconds(now_ms);
         (lag > f64::from(self.lag_alarm_seconds)).then(|| format!("The backup is {lag:.0} seconds behind."))
@@ -283,15 +291,23 @@ impl Shipper {
         let core = Arc::new(Mutex::new(core));
         let stop = Arc::new(AtomicBool::new(false));
         let every = Duration::from_secs(u64::from(cfg.snapshot_hours) * 3600);
+        let regenerate = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (core, stop, status) = (core.clone(), stop.clone(), status.clone());
+            let (core, stop, status, regenerate) =
+                (core.clone(), stop.clone(), status.clone(), regenerate.clone());
             std::thread::Builder::new()
                 .name("reelbox-shipper".into())
-                .spawn(move || shipper::run(core, stop, every, status))
+                .spawn(move || shipper::run(core, stop, every, status, regenerate))
                 .map_err(|source| ReplicationError::Io { path: spool.clone(), source })?
         };
         let has_target = target.is_some();
         if let Some(t) = &target {
+            lost::spawn_check(
+                t.clone(),
+                status.clone(),
+                regenerate,
+                Duration::from_secs(u64::from(cfg.target_check_seconds)),
+            );
             spawn_retention(
                 t.clone(),
                 cfg.retention_days,

@@ -353,6 +353,7 @@ pub(crate) fn run(
     stop: Arc<AtomicBool>,
     snapshot_every: Duration,
     status: Arc<Mutex<super::Status>>,
+    regenerate: Arc<AtomicBool>,
 ) {
     let mut seen = notify::seq();
     let mut last_snapshot = Instant::now();
@@ -365,6 +366,11 @@ pub(crate) fn run(
         let Ok(mut c) = core.lock() else { return };
         let result = (|| -> Result<(), ReplicationError> {
             c.ship()?;
+            // The target lost its history (`lost.rs`): start again from a full snapshot.
+            if regenerate.swap(false, Ordering::AcqRel) {
+                c.new_generation()?;
+                last_snapshot = Instant::now();
+            }
             if c.checkpoint_due() {
                 c.checkpoint()?;
             }
