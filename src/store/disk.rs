@@ -369,15 +369,21 @@ impl BlobStore {
         self.0.corrupt_next_commit.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Flips the last byte: a trailing verifier has not read it before the rename.
+    /// Flips the last byte in place: a trailing verifier has not read it before the rename.
+    /// In place, as a disk's corruption would be: rewriting the file would truncate it first,
+    /// and a trail still reading earlier ranges would find the file short instead.
     #[cfg(test)]
     fn inject_corruption(&self, dest: &Path) {
-        if self.0.corrupt_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            let mut bytes = fs::read(dest).unwrap_or_default();
-            if let Some(b) = bytes.last_mut() {
-                *b ^= 0xff;
+        use std::os::unix::fs::FileExt;
+        if self.0.corrupt_next_commit.swap(false, std::sync::atomic::Ordering::SeqCst)
+            && let Ok(file) = fs::OpenOptions::new().read(true).write(true).open(dest)
+            && let Ok(len) = file.metadata().map(|m| m.len())
+            && len > 0
+        {
+            let mut last = [0u8; 1];
+            if file.read_exact_at(&mut last, len - 1).is_ok() {
+                let _ = file.write_all_at(&[last[0] ^ 0xff], len - 1);
             }
-            let _ = fs::write(dest, bytes);
         }
     }
 
