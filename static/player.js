@@ -116,6 +116,7 @@
     this.ended = false;
     this.generation = 0;   // bumps on seek/switch so stale fetches are dropped
     this.controller = null;
+    this.stall = null;     // {time, since}: where playback stood still with data buffered
   }
 
   MsePlayer.prototype.start = function () {
@@ -134,7 +135,8 @@
       self.onRungs(self.rungs);
       self.ms = new MS();
       if (window.ManagedMediaSource && MS === window.ManagedMediaSource) self.media.disableRemotePlayback = true;
-      self.media.src = URL.createObjectURL(self.ms);
+      self.objectUrl = URL.createObjectURL(self.ms);
+      self.media.src = self.objectUrl;
       self.ms.addEventListener("sourceopen", function () { self.open(); }, { once: true });
     }).catch(function (e) { self.onError(e); });
   };
@@ -154,7 +156,29 @@
     this.sb.addEventListener("updateend", function () { self.pump(); });
     this.media.addEventListener("timeupdate", function () { self.pump(); });
     this.media.addEventListener("seeking", function () { self.seek(); });
+    this.watch = setInterval(function () { self.unstall(); }, 500);
     this.pump();
+  };
+
+  // A decoder can stand still on data it has (WebKit's GStreamer pipeline did, under load, after
+  // the first rung switch): playing, nothing to wait for, and the time does not move. After two
+  // seconds of that the position is sought again just ahead, which restarts decoding — what
+  // hls.js calls a nudge. A player that waits for data is not stalled; it is fetching.
+  MsePlayer.prototype.unstall = function () {
+    var m = this.media;
+    if (m.src !== this.objectUrl) { clearInterval(this.watch); return; }  // fell back to the MP4
+    if (m.paused || m.seeking || m.ended || m.readyState >= 3 || this.bufferedAhead() < 1) {
+      this.stall = null;
+      return;
+    }
+    var t = m.currentTime, now = performance.now();
+    if (!this.stall || this.stall.time !== t) { this.stall = { time: t, since: now }; return; }
+    if (now - this.stall.since < 2000) return;
+    this.stall = null;
+    m.dataset.nudges = String((parseInt(m.dataset.nudges, 10) || 0) + 1);
+    var b = m.buffered, to = t;
+    for (var i = 0; i < b.length; i++) if (b.start(i) > to && b.start(i) - to < 0.5) to = b.start(i);
+    m.currentTime = to + 0.1;
   };
 
   // The rung to fetch next: the manual choice, or the best the measured throughput sustains.

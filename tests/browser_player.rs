@@ -155,18 +155,27 @@ async fn a_student_watches_with_captions_quality_speed_and_keys(kind: BrowserKin
         .unwrap_or_else(|e| panic!("{e}"));
     let in_browser = Instant::now();
     let outcome = scenario(&browser, id).await;
+    // How often the player had to restart a stalled decoder (`unstall` in static/player.js).
+    let nudges = browser
+        .execute("return document.querySelector('.player-media').dataset.nudges || '0';", vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     if outcome.is_err() {
         let _ = browser.screenshot(&dir.join("failure.png")).await;
+        // What the server answered (each request's route, status and time) beside the browser's.
+        let _ = std::fs::write(dir.join("reelbox.log"), server.stderr());
     }
     if let Err(e) = browser.quit().await {
         println!("the browser did not close cleanly: {e}");
     }
     drop(driver);
     if let Err(e) = outcome {
-        panic!("{e}\n(screenshots and {} are in {})", log.display(), dir.display());
+        panic!("{e}\n(screenshots, reelbox.log and {} are in {})", log.display(), dir.display());
     }
     println!(
-        "{}: {:.1} s in the browser, {:.1} s in all",
+        "{}: {:.1} s in the browser, {:.1} s in all, {nudges} stall nudges",
         kind.name(),
         in_browser.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
