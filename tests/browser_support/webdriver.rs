@@ -314,19 +314,24 @@ impl Browser {
     /// is not enough: without this, what is read next may come from the old page, or fail as a
     /// stale element while the browser swaps the documents.
     pub async fn click_to_new_page(&self, el: &Element) -> Result<()> {
+        // How drivers say an element's page has gone: a stale element (the standard answer), or
+        // chromedriver's own words while it swaps the documents.
+        const GONE: [&str; 3] = ["stale element", "no such element", "does not belong to the document"];
         let old = self.find("html").await?;
         self.click(el).await?;
         let deadline = Instant::now() + PATIENCE;
+        let mut last = String::from("the old page still answers");
         loop {
             let url = format!("{}/element/{}/name", self.session_url, old.0);
             match send(&self.http, Method::GET, &url, None).await {
-                Err(e) if e.contains("stale element") || e.contains("no such element") => return Ok(()),
-                Err(e) => return Err(format!("[{} browser] {e}", self.name)),
+                Err(e) if GONE.iter().any(|g| e.contains(g)) => return Ok(()),
+                // Anything else mid-navigation is asked again; the last answer is reported.
+                Err(e) => last = e,
                 Ok(_) => {}
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "[{} browser] the click did not load a new page within {PATIENCE:?}; still on {}",
+                    "[{} browser] the click did not load a new page within {PATIENCE:?} ({last}); still on {}",
                     self.name,
                     self.current_url().await.unwrap_or_default()
                 ));
