@@ -60,6 +60,20 @@ fn restore_latest_until(backup: &Path, out: &Path, want: &str) {
     panic!("restore of the latest state never matched the live database: {last}");
 }
 
+/// Reload the administrator's dashboard until it `shows` (or no longer shows) `text`, for up
+/// to 30 s; `failure` and the last page are the panic otherwise.
+async fn dashboard_until(browser: &common::Browser, text: &str, shows: bool, failure: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.get("/admin").await.text().await.expect("dashboard");
+        if page.contains(text) == shows {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{failure}: {page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 fn category_names(db: &Path) -> Vec<String> {
     let c = rusqlite::Connection::open(db).expect("open");
     let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
@@ -286,15 +300,7 @@ async fn an_offline_target_raises_the_alarm_and_catches_up_when_back() {
         let body = json!({"name": format!("While offline {i}")});
         api.call(Method::POST, "/api/v1/categories", Some(&body), 201).await;
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let page = browser.get("/admin").await.text().await.expect("dashboard");
-        if page.contains("The backup target is failing") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no alarm on the dashboard: {page}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    dashboard_until(&browser, "The backup target is failing", true, "no alarm on the dashboard").await;
 
     // Back: the spool kept everything; the target catches up and restores to the live state.
     std::fs::remove_file(&backup).expect("unblock");
@@ -315,15 +321,13 @@ async fn an_offline_target_raises_the_alarm_and_catches_up_when_back() {
     for i in 0..5 {
         assert!(names.contains(&format!("While offline {i}")), "{names:?}");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let page = browser.get("/admin").await.text().await.expect("dashboard");
-        if !page.contains("The backup target is failing") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the alarm stays after the target came back");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    dashboard_until(
+        &browser,
+        "The backup target is failing",
+        false,
+        "the alarm stays after the target came back",
+    )
+    .await;
 }
 
 /// The backup target is emptied behind the server's back (a bucket lifecycle rule, a blank
@@ -358,15 +362,8 @@ async fn a_target_that_lost_its_history_gets_a_new_snapshot() {
     api.call(Method::POST, "/api/v1/categories", Some(&json!({"name": "After the loss"})), 201).await;
 
     let browser = server.browser_login("admin", common::PASSWORD).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let page = browser.get("/admin").await.text().await.expect("dashboard");
-        if page.contains("lost the database history") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no word of the loss on the dashboard: {page}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    dashboard_until(&browser, "lost the database history", true, "no word of the loss on the dashboard")
+        .await;
     let live = checksum(&data.join("reelbox.db"));
     restore_latest_until(&backup, &out, &live);
     let names = category_names(&out);

@@ -56,10 +56,10 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let res = next.call(req).await?;
     let pattern = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-    record(&method, &pattern, res.status().as_u16(), start);
+    record(method.as_str(), &pattern, res.status().as_u16(), start);
     Ok(res)
 }
 
